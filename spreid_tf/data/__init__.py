@@ -1,0 +1,1 @@
+"""Benchmark data: TFRecord schema, readers, converters, tf.data pipelines, synthetic miniatures."""
