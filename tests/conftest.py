@@ -1,5 +1,9 @@
 """Shared test set-up: quiet TensorFlow, Keras on the TensorFlow backend, float32 policy."""
 import os
+import sys
+
+# Test helpers (numpy references) live beside the tests; importlib mode does not add this folder.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,0 +1,97 @@
+"""Re-id backbones from keras.applications, taking raw RGB images in [0, 255].
+
+Each backbone is the ImageNet classification network with its top (global
+pooling and classifier) removed: a `(B, H/32, W/32, 2048)` feature map. The
+preprocessing each network expects is the first layer of the returned model.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import keras
+
+from spreid_tf.layers import ImagePreprocessing
+
+# name -> (keras.applications constructor, preprocessing mode)
+_APPLICATIONS: dict[str, tuple[Callable[..., keras.Model], str]] = {
+    "inception_v3": (keras.applications.InceptionV3, "inception"),
+    "resnet50": (keras.applications.ResNet50, "caffe"),
+    "resnet152": (keras.applications.ResNet152, "caffe"),
+}
+BACKBONES: tuple[str, ...] = tuple(_APPLICATIONS)
+FEATURE_CHANNELS = 2048
+# keras.applications refuses smaller inputs.
+MIN_SIZE = {"inception_v3": 75, "resnet50": 32, "resnet152": 32}
+
+
+def check_weights(weights: str | None) -> str | None:
+    """Validates a `weights` argument: None, "imagenet", or an existing local file."""
+    if weights is None or weights == "imagenet":
+        return weights
+    if not isinstance(weights, (str, os.PathLike)):
+        raise TypeError(f"weights must be None, 'imagenet' or a file path, got {weights!r}")
+    path = os.fspath(weights)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"weights file {path!r} does not exist; pass None, 'imagenet' (downloaded when online) "
+            "or the path of a keras.applications weights file (e.g. "
+            "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5)")
+    return path
+
+
+def check_input_shape(input_shape, backbone: str = "inception_v3") -> tuple:
+    """Validates `(H, W, 3)`; H and W may be None (any size at run time)."""
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (height, width, 3), got {input_shape}")
+    if input_shape[-1] != 3:
+        raise ValueError(f"input_shape must have 3 (RGB) channels, got {input_shape[-1]} in {input_shape}")
+    minimum = MIN_SIZE.get(backbone, 1)
+    for side in input_shape[:2]:
+        if side is not None and side < minimum:
+            raise ValueError(f"{backbone} needs inputs of at least {minimum} pixels a side, got {input_shape}")
+    return input_shape
+
+
+def input_shape_from_size(size, backbone: str = "inception_v3") -> tuple:
+    """`(H, W)` -> `(H, W, 3)`; an `(H, W, C)` is accepted and checked (C must be 3)."""
+    size = tuple(size)
+    if len(size) not in (2, 3):
+        raise ValueError(f"input size must be (height, width), got {size}")
+    return check_input_shape(size if len(size) == 3 else size + (3,), backbone)
+
+
+def check_backbone(name: str) -> str:
+    if name not in _APPLICATIONS:
+        raise ValueError(f"unknown backbone {name!r}; expected one of {BACKBONES}")
+    return name
+
+
+def build_backbone(
+    name: str = "inception_v3",
+    input_shape: tuple = (None, None, 3),
+    weights: str | None = None,
+    model_name: str | None = None,
+) -> keras.Model:
+    """Builds a headless keras.applications backbone that takes raw RGB in [0, 255].
+
+    Args:
+        name: "inception_v3", "resnet50" or "resnet152".
+        input_shape: (H, W, 3); H, W may be None.
+        weights: None (random), "imagenet" (downloaded and cached by Keras when
+            online) or the path of a local weights file for that application.
+        model_name: name of the returned model (default: `name`).
+
+    Returns:
+        A model mapping `(B, H, W, 3)` images to `(B, h, w, 2048)` features at
+        output stride 32 (no global pooling).
+    """
+    constructor, mode = _APPLICATIONS[check_backbone(name)]
+    input_shape = check_input_shape(input_shape, name)
+    weights = check_weights(weights)
+    inputs = keras.Input(input_shape, name="image")
+    x = ImagePreprocessing(mode, name="preprocessing")(inputs)
+    base = constructor(include_top=False, weights=weights, input_tensor=x)
+    return keras.Model(inputs, base.output, name=model_name or name)

@@ -1,0 +1,163 @@
+"""SPReID and baseline re-id models, and the combination of embeddings."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+from keras import ops
+
+from spreid_tf.layers import GroupLIPProbabilities, PartMaxPooling, ResizeTo, SemanticPooling, StopGradient
+from spreid_tf.models.backbones import build_backbone, check_backbone, input_shape_from_size
+from spreid_tf.models.parsing import build_parsing_model
+
+VARIANTS = ("w_fg", "wo_fg")
+EMBEDDING_DIMS = {"baseline": 2048, "wo_fg": 4096, "w_fg": 6144}
+
+
+def _check_num_identities(num_identities: int) -> int:
+    if int(num_identities) < 2:
+        raise ValueError(f"num_identities must be at least 2, got {num_identities}")
+    return int(num_identities)
+
+
+def _classifier_and_outputs(embedding, num_identities: int):
+    embedding = keras.layers.Activation("linear", dtype="float32", name="embedding")(embedding)
+    logits = keras.layers.Dense(num_identities, name="classifier")(embedding)
+    logits = keras.layers.Activation("linear", dtype="float32", name="logits")(logits)
+    return {"embedding": embedding, "logits": logits}
+
+
+def build_baseline_model(
+    num_identities: int,
+    backbone: str = "inception_v3",
+    input_size: tuple[int, int] = (492, 164),
+    weights: str | None = None,
+    name: str | None = None,
+) -> keras.Model:
+    """The paper's baseline: backbone, global average pooling (2048-D), classifier.
+
+    Args:
+        num_identities: classifier width (from the data's label map).
+        backbone: "inception_v3", "resnet50" or "resnet152".
+        input_size: (height, width) of the raw RGB input in [0, 255].
+        weights: backbone weights: None, "imagenet" or a local file.
+
+    Returns:
+        A model with outputs {"embedding": (B, 2048) float32, "logits": (B, num_identities)}.
+    """
+    num_identities = _check_num_identities(num_identities)
+    input_shape = input_shape_from_size(input_size, check_backbone(backbone))
+    inputs = keras.Input(input_shape, name="image")
+    features = build_backbone(backbone, input_shape, weights, model_name="backbone")(inputs)
+    embedding = keras.layers.GlobalAveragePooling2D(name="global_pool")(features)
+    return keras.Model(inputs, _classifier_and_outputs(embedding, num_identities),
+                       name=name or f"baseline_{backbone}")
+
+
+def _resolve_parsing_model(parsing_model, input_shape) -> keras.Model:
+    if parsing_model is None:
+        return build_parsing_model(input_shape=(None, None, 3))
+    if isinstance(parsing_model, (str, os.PathLike)):
+        path = os.fspath(parsing_model)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"parsing model file {path!r} does not exist (expected a .keras file "
+                                    "saved from build_parsing_model)")
+        parsing_model = keras.saving.load_model(path, compile=False)
+    if not isinstance(parsing_model, keras.Model):
+        raise TypeError(f"parsing_model must be None, a keras.Model or a .keras path, got {parsing_model!r}")
+    expected = parsing_model.input_shape[1:3]
+    for got, want in zip(input_shape[:2], expected):
+        if want is not None and got != want:
+            raise ValueError(f"parsing model takes inputs of size {expected}, the SPReID input is "
+                             f"{input_shape[:2]}; build the parsing model with input_shape=(None, None, 3)")
+    return parsing_model
+
+
+def build_spreid_model(
+    num_identities: int,
+    variant: str = "w_fg",
+    weight_sharing: bool = True,
+    backbone: str = "inception_v3",
+    input_size: tuple[int, int] = (512, 170),
+    reid_input_size: tuple[int, int] | None = None,
+    parsing_model: keras.Model | str | None = None,
+    weights: str | None = None,
+    name: str | None = None,
+) -> keras.Model:
+    """Builds SPReID (Kalayeh et al., CVPR 2018).
+
+    The raw image (RGB 0-255 at the parsing resolution `input_size`) goes to the
+    frozen parsing model (inference-mode batch norm, no gradient), whose softmax
+    at output stride 16 is grouped into five maps (foreground, head, upper body,
+    lower body, shoes). The re-id backbone sees the image bilinearly resized to
+    `reid_input_size`; its activations are bilinearly upsampled to the parsing
+    grid and pooled once with each l1-normalised map. The four part vectors are
+    max-ed element-wise; the embedding concatenates the global-average-pooled
+    backbone vector, the foreground vector (w_fg only) and the part vector.
+
+    Args:
+        num_identities: classifier width (from the data's label map).
+        variant: "w_fg" (6144-D embedding) or "wo_fg" (4096-D).
+        weight_sharing: True: the global-pooling branch and the semantic-pooling
+            branch share one backbone; False: each has its own (Table 5).
+        backbone: re-id backbone name.
+        input_size: (H, W) of the raw input = the parsing resolution.
+        reid_input_size: (h, w) the re-id branch sees; default `input_size`.
+        parsing_model: a model from `build_parsing_model` (trained on LIP), the
+            path of its .keras file, or None for a fresh one (tests, smoke runs).
+        weights: re-id backbone weights: None, "imagenet" or a local file.
+
+    Returns:
+        A model with outputs {"embedding": (B, D) float32, "logits": (B, num_identities)}.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown SPReID variant {variant!r}; expected one of {VARIANTS}")
+    num_identities = _check_num_identities(num_identities)
+    input_shape = input_shape_from_size(input_size, "inception_v3")
+    reid_shape = input_shape_from_size(reid_input_size or input_size, check_backbone(backbone))
+    reid_size = reid_shape[:2]
+
+    parsing = _resolve_parsing_model(parsing_model, input_shape)
+    # Only the stride-16 logits are needed: skip the full-resolution upsampling.
+    parsing_branch = keras.Model(parsing.input, parsing.get_layer("logits").output, name="parsing_branch")
+    parsing_branch.trainable = False
+
+    inputs = keras.Input(input_shape, name="image")
+    parsing_logits = StopGradient(name="parsing_stop_gradient")(parsing_branch(inputs, training=False))
+    probabilities = keras.layers.Softmax(dtype="float32", name="parsing_softmax")(parsing_logits)
+    maps = GroupLIPProbabilities(name="semantic_maps")(probabilities)
+
+    reid_image = inputs
+    if reid_size != input_shape[:2]:
+        reid_image = ResizeTo(*reid_size, name="reid_resize")(inputs)
+    reid_backbone = build_backbone(backbone, reid_shape, weights, model_name="reid_backbone")
+    features = reid_backbone(reid_image)
+    if weight_sharing:
+        global_features = features
+    else:
+        global_backbone = build_backbone(backbone, reid_shape, weights, model_name="global_backbone")
+        global_features = global_backbone(reid_image)
+
+    pooled = SemanticPooling(resize="features", name="semantic_pooling")([features, maps])
+    foreground, parts = PartMaxPooling(name="part_max")(pooled)
+    global_vector = keras.layers.GlobalAveragePooling2D(name="global_pool")(global_features)
+    pieces = [global_vector, foreground, parts] if variant == "w_fg" else [global_vector, parts]
+    embedding = keras.layers.Concatenate(dtype="float32", name="concat")(pieces)
+    model_name = name or f"spreid_{variant}_{'shared' if weight_sharing else 'exclusive'}"
+    return keras.Model(inputs, _classifier_and_outputs(embedding, num_identities), name=model_name)
+
+
+def combine_embeddings(*embeddings):
+    """l2-normalises each `(N, D_i)` embedding and concatenates them (the paper's "combined" rows).
+
+    Works on numpy arrays and tensors; returns a float32 tensor of width sum(D_i).
+    """
+    if len(embeddings) < 1:
+        raise ValueError("combine_embeddings needs at least one embedding")
+    rows = {int(e.shape[0]) for e in embeddings if e.shape[0] is not None}
+    if len(rows) > 1:
+        raise ValueError(f"combine_embeddings: embeddings have different numbers of rows {sorted(rows)}")
+    normalised = [ops.normalize(ops.cast(e, "float32"), axis=-1, order=2, epsilon=1e-12) for e in embeddings]
+    return ops.concatenate(normalised, axis=-1)
+
