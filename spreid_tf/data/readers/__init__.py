@@ -1,0 +1,1 @@
+"""One module per benchmark; each draws its raw tree and registers itself."""

@@ -1,0 +1,136 @@
+"""CUHK01 (Li, Zhao and Wang, "Human Reidentification with Transferred Metric Learning",
+ACCV 2012).
+
+URL: http://www.ee.cuhk.edu.hk/~xgwang/CUHK_identification.html (`CUHK01.zip`, by request).
+
+Raw layout (`root` is `cuhk01/` or the folder that holds it, as torchreid's; the zip
+unpacks to `campus/`):
+
+    cuhk01/
+      campus/
+        0001001.png 0001002.png 0001003.png 0001004.png 0002001.png ...   3,884 images
+
+Filenames: `PPPPIII.png`, a 4-digit person id (0001-0971) and a 3-digit image index
+(001-004). Images 1-2 are from camera A (mostly front/back views), 3-4 from camera B
+(side views): camera id = (index - 1) // 2, as torchreid. Other files are skipped
+(`Thumbs.db`: not an image; other names or an index outside 1-4: bad filename).
+
+Statistics: 971 ids, 3,884 images (4 per id), 2 cameras.
+
+Protocol (`split`, see readers/_protocols.py): "standard": 485 train ids (half,
+rounded down) and 486 test ids, random split `split_index` of 10 (seeded with `seed`);
+query = camera A images of the test ids, gallery = their camera B images (torchreid's
+first sub-split; its second swaps query and gallery). "all": every image in train.
+Note: CUHK02's pair P1 is CUHK01 (the same 971 people), so do not merge both and test
+on either.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from pathlib import Path
+
+from spreid_tf.data.readers import _protocols
+from spreid_tf.data.records import (REASON_BAD_FILENAME, ReadResult, Record, Skipped, relpath, require_dir,
+                                    resolve_root, scan_images)
+from spreid_tf.data.registry import DatasetInfo, register
+from spreid_tf.data.synthetic.small import Written
+
+NAME = "cuhk01"
+DIRNAMES = ("cuhk01", "CUHK01")
+PATTERN = re.compile(r"(?P<pid>\d{4})(?P<index>\d{3})\.png")
+IMAGES_PER_ID = 4
+
+EXPECTED_TREE = """\
+<root>/                     (or <root>/cuhk01/)
+  campus/
+    0001001.png ...         PPPPIII.png: person 0001-0971, image 001-004 (1-2 camera A, 3-4 camera B)
+"""
+
+
+def read(root: Path, split: str = "standard", split_index: int = 0, seed: int = 0) -> ReadResult:
+    """Reads CUHK01 (see the module docstring for the layout and the protocol)."""
+    _protocols.check_split_options(NAME, split, split_index, _protocols.NUM_RANDOM_SPLITS)
+    data_dir = resolve_root(root, DIRNAMES, "campus", EXPECTED_TREE)
+    campus = require_dir(data_dir / "campus", EXPECTED_TREE)
+    images, skipped = scan_images(campus, data_dir, (".png",))
+    records: list[Record] = []
+    for path in images:
+        rel = relpath(path, data_dir)
+        match = PATTERN.fullmatch(path.name)
+        if match is None:
+            skipped.append(Skipped(rel, f"{REASON_BAD_FILENAME}: expected PPPPIII.png, e.g. 0001001.png"))
+            continue
+        index = int(match["index"])
+        if not 1 <= index <= IMAGES_PER_ID:
+            skipped.append(Skipped(rel, f"{REASON_BAD_FILENAME}: image index {index:03d} outside 001-004"))
+            continue
+        records.append(Record(relpath=rel, person_id=int(match["pid"]), camera_id=(index - 1) // 2,
+                              dataset=NAME, path=str(path.absolute())))
+    info: dict = {"split": split, "num_cameras": 2,
+                  "camera_id": "0 = camera A (images 1-2), 1 = camera B (images 3-4)"}
+    if split == "all":
+        return ReadResult(splits=_protocols.all_in_train(records), skipped=skipped, info=info)
+    ids = sorted({r.person_id for r in records})
+    splits = _protocols.random_id_splits(ids, len(ids) // 2, seed)
+    chosen = splits[split_index]
+    test = set(chosen["test"])
+    info.update({"split_index": split_index, "seed": seed, "num_splits": len(splits), "splits": splits,
+                 "query_camera": 0, "gallery_camera": 1})
+    return ReadResult(
+        splits={"train": _protocols.by_ids(records, chosen["train"]),
+                "query": [r for r in records if r.person_id in test and r.camera_id == 0],
+                "gallery": [r for r in records if r.person_id in test and r.camera_id == 1]},
+        skipped=skipped, info=info)
+
+
+def write_miniature(root: Path, seed: int = 0, options: dict | None = None):
+    """Writes a miniature CUHK01 under `root/cuhk01/campus/`.
+
+    Returns the ExpectedStats of reading it with the reader `options` (a dict; default: none) (default: none).
+
+    12 ids x 4 images (64x32 px), a zero-byte and a corrupt PNG among them, a
+    Thumbs.db, an image index 005 and a copied file name ("0008001 (2).png").
+    """
+    options = options or {}
+
+    base = zlib.crc32(NAME.encode()) % 100_000 + seed * 1_000_003
+    log = Written(Path(root) / "cuhk01")
+    for pid in range(1, 13):
+        for index in range(1, IMAGES_PER_ID + 1):
+            rel, cam = f"campus/{pid:04d}{index:03d}.png", (index - 1) // 2
+            if (pid, index) == (3, 2):
+                log.zero_byte(rel, pid, cam)
+            elif (pid, index) == (5, 4):
+                log.corrupt(rel, pid, cam, base)
+            else:
+                log.person(rel, pid, cam, base + pid, seed * 31 + cam, index)
+    log.thumbs_db("campus/Thumbs.db")
+    log.bad_name("campus/0007005.png", base + 7)
+    log.bad_name("campus/0008001 (2).png", base + 8)
+    split, split_index, split_seed = (options.get("split", "standard"), options.get("split_index", 0),
+                                      options.get("seed", 0))
+    splits = ("train", "query", "gallery")
+    if split == "all":
+        return log.expected_stats(lambda rel, pid, cam: ["train"], splits, {"split": "all"})
+    chosen = _protocols.random_id_splits(log.ids(), len(log.ids()) // 2, split_seed)[split_index]
+
+    def assign(rel: str, pid: int, cam: int) -> list[str]:
+        if pid in chosen["train"]:
+            return ["train"]
+        return ["query" if cam == 0 else "gallery"]
+
+    return log.expected_stats(assign, splits, {"split": split, "split_index": split_index,
+                                               "seed": split_seed, "num_splits": 10})
+
+
+INFO = register(DatasetInfo(
+    name=NAME,
+    read=read,
+    expected_tree=EXPECTED_TREE,
+    write_miniature=write_miniature,
+    url="http://www.ee.cuhk.edu.hk/~xgwang/CUHK_identification.html",
+    reference="Li, Zhao and Wang, Human Reidentification with Transferred Metric Learning, ACCV 2012",
+    merge_options={"split": "all"},
+))

@@ -1,0 +1,188 @@
+"""MSMT17 (Wei et al., "Person Transfer GAN to Bridge Domain Gap for Person
+Re-Identification", CVPR 2018).
+
+URL: https://www.pkuvmc.com/dataset.html (by request; V1 release `MSMT17_V1`, the
+face-masked V2 release `MSMT17_V2`).
+
+Raw layout (`root` is `MSMT17_V1/` / `MSMT17_V2/` or the folder that holds it):
+
+    MSMT17_V1/
+      train/               0000/0000_000_01_0303morning_0015_0.jpg ...
+      test/                0000/0000_000_01_0303morning_0036_0.jpg ...
+      list_train.txt       "0000/0000_000_01_0303morning_0015_0.jpg 0"   30,248 lines
+      list_val.txt                                                      2,373 lines
+      list_query.txt       (paths under test/)                        11,659 lines
+      list_gallery.txt                                                82,161 lines
+    MSMT17_V2/             the same with train/ -> mask_train_v2/, test/ -> mask_test_v2/
+
+The list files are the protocol: `<pid folder>/<file name> <person id>`. File names are
+`PPPP_III_CC_DDDDtime_SSSS_K.jpg`: person id, image index, camera 01..15, date and time
+of day, ... The camera comes from the third field (1-based in the name, 0-based here).
+Training and test ids are numbered separately (both from 0) and are different people.
+
+`train` is list_train + list_val by default (the 32,621-image / 1,041-id training set of
+the paper and of torchreid's statistics; torchreid's code itself adds list_val only
+with `combineall`); `include_val=False` gives list_train alone (30,248 images).
+
+Statistics: train 32,621 images / 1,041 ids; query 11,659 / 3,060; gallery 82,161 /
+3,060; 15 cameras.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from pathlib import Path
+
+from spreid_tf.data.records import (REASON_BAD_FILENAME, REASON_CORRUPT, REASON_MISSING, REASON_ZERO_BYTE,
+                                    ReadResult, Record, Skipped, layout_error, require_dir,
+                                    require_file)
+from spreid_tf.data.registry import DatasetInfo, register
+from spreid_tf.data.synthetic import files
+from spreid_tf.data.synthetic.stats import ExpectedStats, split_stats
+
+NAME = "msmt17"
+VERSIONS = {"MSMT17_V1": ("train", "test"), "MSMT17_V2": ("mask_train_v2", "mask_test_v2")}
+NAME_PATTERN = re.compile(r"(?P<pid>\d{4})_\d{3}_(?P<cam>\d{2})_\d{4}(morning|noon|afternoon)_\d{4}_\d+\.jpg")
+NUM_CAMERAS = 15
+
+EXPECTED_TREE = """\
+<root>/                  (or <root>/MSMT17_V1/ ; MSMT17_V2 uses mask_train_v2/, mask_test_v2/)
+  train/                 0000/0000_000_01_0303morning_0015_0.jpg ...
+  test/                  0000/0000_000_01_0303morning_0036_0.jpg ...
+  list_train.txt         0000/0000_000_01_0303morning_0015_0.jpg 0
+  list_val.txt
+  list_query.txt
+  list_gallery.txt
+"""
+
+
+def _find(root: Path) -> tuple[Path, str, str]:
+    if not root.exists():
+        raise layout_error(root, EXPECTED_TREE, "dataset root")
+    for candidate in [root] + [root / v for v in VERSIONS]:
+        for version, (train_dir, test_dir) in VERSIONS.items():
+            if (candidate / train_dir).is_dir() and (candidate / "list_train.txt").exists():
+                return candidate, train_dir, test_dir
+    raise layout_error(f"{root}/train (or {root}/MSMT17_V1/train, {root}/MSMT17_V2/mask_train_v2)",
+                       EXPECTED_TREE)
+
+
+def _read_list(list_path: Path, image_dir: Path, data_dir: Path) -> tuple[list[Record], list[Skipped]]:
+    records, skipped = [], []
+    prefix = image_dir.name
+    for number, line in enumerate(list_path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        where = f"{prefix}/{fields[0]}" if fields else f"{list_path.name}:{number}"
+        if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
+            skipped.append(Skipped(where, f"{REASON_BAD_FILENAME}: {list_path.name}:{number}: expected "
+                                          f"'<folder>/<file>.jpg <person id>', got {line!r}"))
+            continue
+        rel, pid = fields[0], int(fields[1])
+        match = NAME_PATTERN.fullmatch(Path(rel).name)
+        if match is None:
+            skipped.append(Skipped(where, f"{REASON_BAD_FILENAME}: expected {NAME_PATTERN.pattern}"))
+            continue
+        cam = int(match["cam"])
+        if not 1 <= cam <= NUM_CAMERAS:
+            skipped.append(Skipped(where, f"{REASON_BAD_FILENAME}: camera {cam} outside 01..{NUM_CAMERAS}"))
+            continue
+        path = image_dir / rel
+        if not path.is_file():
+            skipped.append(Skipped(where, f"{REASON_MISSING}: listed in {list_path.name}:{number}"))
+            continue
+        records.append(Record(relpath=where, person_id=pid, camera_id=cam - 1, dataset=NAME,
+                              path=str(path.absolute())))
+    return records, skipped
+
+
+def read(root: Path, include_val: bool = True) -> ReadResult:
+    """Reads MSMT17 from its list files (see the module docstring).
+
+    Args:
+        root: `MSMT17_V1/` (or V2) or the folder that holds it.
+        include_val: add list_val.txt to the training split.
+    """
+    data_dir, train_name, test_name = _find(Path(root))
+    train_dir = require_dir(data_dir / train_name, EXPECTED_TREE)
+    test_dir = require_dir(data_dir / test_name, EXPECTED_TREE)
+    lists = {name: require_file(data_dir / f"list_{name}.txt", EXPECTED_TREE)
+             for name in ("train", "val", "query", "gallery")}
+    skipped: list[Skipped] = []
+    parts = {}
+    for name, image_dir in (("train", train_dir), ("val", train_dir), ("query", test_dir), ("gallery", test_dir)):
+        parts[name], bad = _read_list(lists[name], image_dir, data_dir)
+        skipped.extend(bad)
+    train = parts["train"] + (parts["val"] if include_val else [])
+    info = {"version": data_dir.name if data_dir.name in VERSIONS else train_name, "num_cameras": NUM_CAMERAS,
+            "include_val": include_val, "num_val_images": len(parts["val"])}
+    return ReadResult(splits={"train": train, "query": parts["query"], "gallery": parts["gallery"]},
+                      skipped=skipped, info=info)
+
+
+def write_miniature(root: Path, seed: int = 0) -> ExpectedStats:
+    """Writes a miniature MSMT17_V1 under `root/MSMT17_V1/`.
+
+    5 training ids (list_train) + 1 more (list_val), 4 test ids with 1 query and 2
+    gallery images each; list lines for a zero-byte, a corrupt, a missing and a
+    badly named file, and a malformed line.
+    """
+    base = zlib.crc32(NAME.encode()) % 100_000 + seed * 1_000_003
+    data = Path(root) / "MSMT17_V1"
+    lines: dict[str, list[str]] = {k: [] for k in ("train", "val", "query", "gallery")}
+    kept: list[tuple[str, int, int]] = []
+    times = ("morning", "noon", "afternoon")
+    counter = 0
+
+    def person(list_name: str, pid: int, cam: int, test: bool) -> None:
+        nonlocal counter
+        counter += 1
+        rel = f"{pid:04d}/{pid:04d}_{counter % 1000:03d}_{cam:02d}_0{302 + cam % 3}{times[cam % 3]}_{counter:04d}_0.jpg"
+        files.write_person(data / ("test" if test else "train") / rel, base + pid * 7 + 1000 * test,
+                           seed * 31 + 200 + cam, counter, 128, 64)
+        lines[list_name].append(f"{rel} {pid}")
+        kept.append(("train" if list_name == "val" else list_name, pid, cam - 1))
+
+    for pid in range(5):
+        for k in range(3):
+            person("train", pid, 1 + (pid * 3 + k) % NUM_CAMERAS, test=False)
+    for k in range(2):
+        person("val", 5, 4 + k, test=False)
+    for pid in range(4):
+        qcam = 2 + pid * 3  # cameras 02..13; gallery one and two cameras on
+        person("query", pid, qcam, test=True)
+        person("gallery", pid, qcam + 1, test=True)
+        person("gallery", pid, qcam + 2, test=True)
+
+    bad = {
+        "train/0001/0001_900_02_0303noon_0900_0.jpg": REASON_ZERO_BYTE,
+        "test/0002/0002_901_05_0303noon_0901_0.jpg": REASON_CORRUPT,
+        "test/0003/0003_902_06_0303noon_0902_0.jpg": REASON_MISSING,
+        "train/0004/0004_903_xx_0303noon_0903_0.jpg": REASON_BAD_FILENAME,
+    }
+    files.write_zero_byte(data / "train/0001/0001_900_02_0303noon_0900_0.jpg")
+    lines["train"].insert(2, "0001/0001_900_02_0303noon_0900_0.jpg 1")
+    files.write_corrupt_jpeg(data / "test/0002/0002_901_05_0303noon_0901_0.jpg", seed + 2)
+    lines["gallery"].append("0002/0002_901_05_0303noon_0901_0.jpg 2")
+    lines["query"].append("0003/0003_902_06_0303noon_0902_0.jpg 3")  # no such file
+    files.write_person(data / "train/0004/0004_903_xx_0303noon_0903_0.jpg", base + 28, 1, 1)
+    lines["train"].append("0004/0004_903_xx_0303noon_0903_0.jpg 4")
+    lines["val"].append("malformed-line")
+    bad["train/malformed-line"] = REASON_BAD_FILENAME
+    for name, content in lines.items():
+        (data / f"list_{name}.txt").write_text("\n".join(content) + "\n")
+
+    return ExpectedStats(splits=split_stats(kept), skipped=bad,
+                         info={"include_val": True, "num_val_images": 2, "version": "MSMT17_V1"})
+
+
+INFO = register(DatasetInfo(
+    name=NAME,
+    read=read,
+    expected_tree=EXPECTED_TREE,
+    write_miniature=write_miniature,
+    url="https://www.pkuvmc.com/dataset.html",
+    reference="Wei et al., Person Transfer GAN to Bridge Domain Gap for Person Re-Identification, CVPR 2018",
+))

@@ -1,0 +1,115 @@
+"""Shinpuhkan2014 (Kawanishi et al., "Shinpuhkan2014: A Multi-Camera Pedestrian Dataset
+for Tracking People across Multiple Cameras", FCV 2014). Training only.
+
+URL: http://www.mm.media.kyoto-u.ac.jp/en/datasets/shinpuhkan/ (by e-mail request;
+`Shinpuhkan2014dataset.zip`).
+
+Raw layout (`root` is `Shinpuhkan2014dataset/` or the folder that holds it):
+
+    Shinpuhkan2014dataset/
+      images/
+        001_01_1_00012.jpg 001_01_1_00015.jpg ... 024_16_2_01873.jpg   ~22,000 images
+
+Filenames: `PPP_CC_...jpg`: person 001-024 (characters 1-3) and camera 01-16
+(characters 5-6), then tracklet and frame fields that are not read. This is the
+rule of DGD's data/format_shinpuhkan.py (`int(name[0:3])`, `int(name[4:6])` over
+`images/*.jpg`), the code whose merged training set SPReID extends; the trailing
+fields could not be checked here (no download). Images may also sit in sub-folders
+of `images/` (e.g. one per person; fast-reid walks the whole tree): the reader walks
+it too. Camera id = camera - 1. `Thumbs.db`: not an image; other names: bad filename.
+
+Statistics: 24 ids, ~22,000 images, 16 cameras; each person has ~86 tracklets
+(several directions in every camera).
+
+Protocol: none; there is only a "train" split (`split` "standard" and "all" both give
+it), as DGD and fast-reid use it.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from pathlib import Path
+
+from spreid_tf.data.readers import _protocols
+from spreid_tf.data.records import (REASON_BAD_FILENAME, ReadResult, Record, Skipped, relpath, require_dir,
+                                    resolve_root, scan_images)
+from spreid_tf.data.registry import DatasetInfo, register
+from spreid_tf.data.synthetic.small import Written
+
+NAME = "shinpuhkan"
+DIRNAMES = ("Shinpuhkan2014dataset", "shinpuhkan")
+NUM_CAMERAS = 16
+PATTERN = re.compile(r"(?P<pid>\d{3})_(?P<cam>\d{2})(_[^/]*)?\.jpg", re.IGNORECASE)
+
+EXPECTED_TREE = """\
+<root>/                         (or <root>/Shinpuhkan2014dataset/)
+  images/  001_01_1_00012.jpg ...   PPP_CC_...jpg: person 001-024, camera 01-16
+"""
+
+
+def read(root: Path, split: str = "standard", split_index: int = 0) -> ReadResult:
+    """Reads Shinpuhkan2014 into one "train" split (see the module docstring)."""
+    _protocols.check_split_options(NAME, split, split_index, 1)
+    data_dir = resolve_root(root, DIRNAMES, "images", EXPECTED_TREE)
+    images_dir = require_dir(data_dir / "images", EXPECTED_TREE)
+    images, skipped = scan_images(images_dir, data_dir, (".jpg", ".jpeg"), recursive=True)
+    records: list[Record] = []
+    for path in images:
+        rel = relpath(path, data_dir)
+        match = PATTERN.fullmatch(path.name)
+        if match is None:
+            skipped.append(Skipped(rel, f"{REASON_BAD_FILENAME}: expected PPP_CC_...jpg, e.g. 001_01_1_00012.jpg"))
+            continue
+        cam = int(match["cam"])
+        if not 1 <= cam <= NUM_CAMERAS:
+            skipped.append(Skipped(rel, f"{REASON_BAD_FILENAME}: camera {cam:02d} outside 01-{NUM_CAMERAS}"))
+            continue
+        records.append(Record(relpath=rel, person_id=int(match["pid"]), camera_id=cam - 1, dataset=NAME,
+                              path=str(path.absolute())))
+    info = {"split": split, "num_cameras": NUM_CAMERAS, "camera_id": "camera number in the name - 1",
+            "protocol": "training only"}
+    return ReadResult(splits={"train": records}, skipped=skipped, info=info)
+
+
+def write_miniature(root: Path, seed: int = 0, options: dict | None = None):
+    """Writes a miniature Shinpuhkan2014 under `root/Shinpuhkan2014dataset/images/`.
+
+    4 persons, each seen by 4 of the 16 cameras in two tracklets; a zero-byte and a
+    corrupt JPEG, a Thumbs.db, a 2-digit person and a camera 17. Returns the
+    ExpectedStats of reading it with the reader `options` (a dict; default: none).
+    """
+    options = options or {}
+
+    base = zlib.crc32(NAME.encode()) % 100_000 + seed * 1_000_003
+    log = Written(Path(root) / "Shinpuhkan2014dataset")
+    for pid in range(1, 5):
+        for j in range(4):
+            cam = 1 + (4 * pid + 3 * j) % NUM_CAMERAS
+            for tracklet in (1, 2):
+                frame = 100 * pid + 10 * j + tracklet
+                rel = f"images/{pid:03d}_{cam:02d}_{tracklet}_{frame:05d}.jpg"
+                if (pid, j, tracklet) == (2, 1, 2):
+                    log.zero_byte(rel, pid, cam - 1)
+                elif (pid, j, tracklet) == (3, 0, 1):
+                    log.corrupt(rel, pid, cam - 1, base)
+                else:
+                    log.person(rel, pid, cam - 1, base + pid, seed * 31 + cam, frame, 96, 40)
+    log.thumbs_db("images/Thumbs.db")
+    log.bad_name("images/01_01_1_00001.jpg", base + 1)
+    log.bad_name("images/001_17_1_00001.jpg", base + 2)
+    return log.expected_stats(lambda rel, pid, cam: ["train"], ("train",),
+                              {"split": options.get("split", "standard"), "protocol": "training only"})
+
+
+INFO = register(DatasetInfo(
+    name=NAME,
+    read=read,
+    expected_tree=EXPECTED_TREE,
+    write_miniature=write_miniature,
+    url="http://www.mm.media.kyoto-u.ac.jp/en/datasets/shinpuhkan/",
+    reference="Kawanishi et al., Shinpuhkan2014: A Multi-Camera Pedestrian Dataset for Tracking People across "
+              "Multiple Cameras, FCV 2014",
+    splits=("train",),
+    merge_options={"split": "all"},
+))

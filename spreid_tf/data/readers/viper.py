@@ -1,0 +1,150 @@
+"""VIPeR (Gray, Brennan and Tao, "Evaluating Appearance Models for Recognition,
+Reacquisition, and Tracking", PETS 2007).
+
+URL: https://vision.soe.ucsc.edu/node/178 (`VIPeR.v1.0.zip`;
+torchreid's copy: http://users.soe.ucsc.edu/~manduchi/VIPeR.v1.0.zip).
+
+Raw layout (`root` is `VIPeR/` or the folder that holds it; torchreid's `viper/`
+holds `VIPeR/`):
+
+    VIPeR/
+      cam_a/  000_45.bmp 001_45.bmp 002_0.bmp ...    632 images, 128x48
+      cam_b/  000_45.bmp 001_90.bmp 002_90.bmp ...   632 images
+
+Filenames: `NNN_A.bmp`, the person's number (000-873, with gaps) and the viewpoint
+angle. Each person has one image per camera; the pair is matched by the number
+(the same pairs torchreid's sorted-order matching gives). Person id = number + 1
+(ids start at 1; 0 means "distractor" in the schema). An image whose person has no
+image in the other camera is skipped (missing file: its partner); `Thumbs.db`: not an
+image; other names: bad filename. Cameras: cam_a = 0, cam_b = 1.
+
+Statistics: 632 ids, 1,264 images, 2 cameras.
+
+Protocol (`split`): "standard": 316 train / 316 test ids, random split `split_index`
+of 10 (seeded with `seed`; all ten are in the manifest's info); query = cam_a images
+of the test ids, gallery = cam_b (torchreid's first sub-split; its second swaps
+them). "all": every image in train.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from pathlib import Path
+
+from spreid_tf.data.readers import _protocols
+from spreid_tf.data.records import (REASON_BAD_FILENAME, REASON_MISSING, ReadResult, Record, Skipped, relpath,
+                                    require_dir, resolve_root, scan_images)
+from spreid_tf.data.registry import DatasetInfo, register
+from spreid_tf.data.synthetic.small import Written
+
+NAME = "viper"
+DIRNAMES = ("VIPeR", "viper")
+CAMERAS = ("cam_a", "cam_b")
+PATTERN = re.compile(r"(?P<number>\d{3})_(?P<angle>\d{1,3})\.bmp", re.IGNORECASE)
+
+EXPECTED_TREE = """\
+<root>/                  (or <root>/VIPeR/)
+  cam_a/  000_45.bmp ... NNN_<angle>.bmp, one image per person
+  cam_b/  000_45.bmp ...
+"""
+
+
+def read(root: Path, split: str = "standard", split_index: int = 0, seed: int = 0) -> ReadResult:
+    """Reads VIPeR (see the module docstring for the layout and the protocol)."""
+    _protocols.check_split_options(NAME, split, split_index, _protocols.NUM_RANDOM_SPLITS)
+    data_dir = resolve_root(root, DIRNAMES, "cam_a", EXPECTED_TREE)
+    dirs = [require_dir(data_dir / cam, EXPECTED_TREE) for cam in CAMERAS]
+    skipped: list[Skipped] = []
+    by_camera: list[dict[int, Record]] = []
+    for cam, directory in enumerate(dirs):
+        images, others = scan_images(directory, data_dir, (".bmp",))
+        skipped.extend(others)
+        found: dict[int, Record] = {}
+        for path in images:
+            rel = relpath(path, data_dir)
+            match = PATTERN.fullmatch(path.name)
+            if match is None:
+                skipped.append(Skipped(rel, f"{REASON_BAD_FILENAME}: expected NNN_<angle>.bmp, e.g. 000_45.bmp"))
+                continue
+            pid = int(match["number"]) + 1
+            if pid in found:
+                skipped.append(Skipped(rel, f"{REASON_BAD_FILENAME}: second image of person "
+                                            f"{match['number']} in {CAMERAS[cam]} (after {found[pid].relpath})"))
+                continue
+            found[pid] = Record(relpath=rel, person_id=pid, camera_id=cam, dataset=NAME, path=str(path.absolute()))
+        by_camera.append(found)
+    paired = sorted(set(by_camera[0]) & set(by_camera[1]))
+    for cam, found in enumerate(by_camera):
+        for pid in sorted(set(found) - set(paired)):
+            skipped.append(Skipped(found[pid].relpath, f"{REASON_MISSING}: no {CAMERAS[1 - cam]} image of person "
+                                                       f"{pid - 1:03d} to pair it with"))
+    records = [by_camera[cam][pid] for pid in paired for cam in (0, 1)]
+    info: dict = {"split": split, "num_cameras": 2, "num_pairs": len(paired),
+                  "person_id": "number in the file name + 1", "camera_id": "0 = cam_a, 1 = cam_b"}
+    if split == "all":
+        return ReadResult(splits=_protocols.all_in_train(records), skipped=skipped, info=info)
+    splits = _protocols.random_id_splits(paired, len(paired) // 2, seed)
+    chosen = splits[split_index]
+    test = set(chosen["test"])
+    info.update({"split_index": split_index, "seed": seed, "num_splits": len(splits), "splits": splits,
+                 "query_camera": 0, "gallery_camera": 1})
+    return ReadResult(
+        splits={"train": _protocols.by_ids(records, chosen["train"]),
+                "query": [r for r in records if r.person_id in test and r.camera_id == 0],
+                "gallery": [r for r in records if r.person_id in test and r.camera_id == 1]},
+        skipped=skipped, info=info)
+
+
+def write_miniature(root: Path, seed: int = 0, options: dict | None = None):
+    """Writes a miniature VIPeR under `root/VIPeR/`.
+
+    12 pairs with gapped numbers and various angles (128x48 px, the real size); a
+    zero-byte cam_b image and a corrupt cam_a image (their partners stay), a person
+    only in cam_a, a Thumbs.db and a misnamed file. Returns the ExpectedStats of
+    reading it with the reader `options` (a dict; default: none).
+    """
+    options = options or {}
+
+    base = zlib.crc32(NAME.encode()) % 100_000 + seed * 1_000_003
+    log = Written(Path(root) / "VIPeR")
+    numbers = (0, 2, 3, 5, 8, 11, 13, 17, 20, 24, 31, 40)
+    angles = (0, 45, 90, 135, 180)
+    for i, number in enumerate(numbers):
+        pid = number + 1
+        for cam, folder in enumerate(CAMERAS):
+            rel = f"{folder}/{number:03d}_{angles[(i + 2 * cam) % len(angles)]}.bmp"
+            if (number, cam) == (8, 1):
+                log.zero_byte(rel, pid, cam)
+            elif (number, cam) == (11, 0):
+                log.corrupt(rel, pid, cam, base)
+            else:
+                log.person(rel, pid, cam, base + pid, seed * 31 + cam, i, 128, 48)
+    log.bad_name("cam_a/050_90.bmp", base + 51, REASON_MISSING)  # no cam_b image of person 050
+    log.thumbs_db("cam_b/Thumbs.db")
+    log.bad_name("cam_b/12_90.bmp", base + 12)
+    splits = ("train", "query", "gallery")
+    if options.get("split", "standard") == "all":
+        return log.expected_stats(lambda rel, pid, cam: ["train"], splits, {"split": "all", "num_pairs": 12})
+    split_index, split_seed = options.get("split_index", 0), options.get("seed", 0)
+    chosen = _protocols.random_id_splits(log.ids(), len(log.ids()) // 2, split_seed)[split_index]
+
+    def assign(rel: str, pid: int, cam: int) -> list[str]:
+        if pid in chosen["train"]:
+            return ["train"]
+        return ["query" if cam == 0 else "gallery"]
+
+    return log.expected_stats(assign, splits, {"split": "standard", "split_index": split_index,
+                                               "seed": split_seed, "num_pairs": 12})
+
+
+INFO = register(DatasetInfo(
+    name=NAME,
+    read=read,
+    expected_tree=EXPECTED_TREE,
+    write_miniature=write_miniature,
+    url="https://vision.soe.ucsc.edu/node/178",
+    reference="Gray, Brennan and Tao, Evaluating Appearance Models for Recognition, Reacquisition, and "
+              "Tracking, PETS 2007",
+    merge_options={"split": "all"},
+))
