@@ -13,6 +13,7 @@ See datasets/<name>/README.md for each raw layout.
 from __future__ import annotations
 
 import json
+import sys
 import logging as std_logging
 
 from absl import app, flags, logging
@@ -51,6 +52,14 @@ def parse_reader_options(items: list[str]) -> dict:
 
 
 def main(argv: list[str]) -> None:
+    try:
+        _convert(argv)
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
+        # Layout and option problems: the message names the path and what was expected.
+        sys.exit(f"error: {e}")
+
+
+def _convert(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     std_logging.getLogger("spreid_tf").setLevel(std_logging.INFO)
