@@ -62,3 +62,21 @@ def by_ids(records: Sequence[Record], ids: Iterable[int]) -> list[Record]:
     """The records whose person id is in `ids` (order kept)."""
     ids = set(ids)
     return [r for r in records if r.person_id in ids]
+
+
+def two_camera_split(records: Sequence[Record], ids: Iterable[int], split_index: int,
+                     seed: int) -> tuple[dict[str, list[Record]], dict]:
+    """Random half/half id split; test ids give camera 0 as query and camera 1 as gallery.
+
+    The protocol of CUHK01 and VIPeR (torchreid's). Returns the splits and the facts to
+    add to the reader's info (the whole list of random splits included).
+    """
+    ids = sorted(set(ids))
+    splits = random_id_splits(ids, len(ids) // 2, seed)
+    chosen = splits[split_index]
+    test = set(chosen["test"])
+    info = {"split_index": split_index, "seed": seed, "num_splits": len(splits), "splits": splits,
+            "query_camera": 0, "gallery_camera": 1}
+    return {"train": by_ids(records, chosen["train"]),
+            "query": [r for r in records if r.person_id in test and r.camera_id == 0],
+            "gallery": [r for r in records if r.person_id in test and r.camera_id == 1]}, info

@@ -72,17 +72,9 @@ def read(root: Path, split: str = "standard", split_index: int = 0, seed: int = 
                   "camera_id": "0 = camera A (images 1-2), 1 = camera B (images 3-4)"}
     if split == "all":
         return ReadResult(splits=_protocols.all_in_train(records), skipped=skipped, info=info)
-    ids = sorted({r.person_id for r in records})
-    splits = _protocols.random_id_splits(ids, len(ids) // 2, seed)
-    chosen = splits[split_index]
-    test = set(chosen["test"])
-    info.update({"split_index": split_index, "seed": seed, "num_splits": len(splits), "splits": splits,
-                 "query_camera": 0, "gallery_camera": 1})
-    return ReadResult(
-        splits={"train": _protocols.by_ids(records, chosen["train"]),
-                "query": [r for r in records if r.person_id in test and r.camera_id == 0],
-                "gallery": [r for r in records if r.person_id in test and r.camera_id == 1]},
-        skipped=skipped, info=info)
+    splits, protocol = _protocols.two_camera_split(records, {r.person_id for r in records}, split_index, seed)
+    info.update(protocol)
+    return ReadResult(splits=splits, skipped=skipped, info=info)
 
 
 def write_miniature(root: Path, seed: int = 0, options: dict | None = None):

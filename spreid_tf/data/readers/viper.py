@@ -84,16 +84,9 @@ def read(root: Path, split: str = "standard", split_index: int = 0, seed: int = 
                   "person_id": "number in the file name + 1", "camera_id": "0 = cam_a, 1 = cam_b"}
     if split == "all":
         return ReadResult(splits=_protocols.all_in_train(records), skipped=skipped, info=info)
-    splits = _protocols.random_id_splits(paired, len(paired) // 2, seed)
-    chosen = splits[split_index]
-    test = set(chosen["test"])
-    info.update({"split_index": split_index, "seed": seed, "num_splits": len(splits), "splits": splits,
-                 "query_camera": 0, "gallery_camera": 1})
-    return ReadResult(
-        splits={"train": _protocols.by_ids(records, chosen["train"]),
-                "query": [r for r in records if r.person_id in test and r.camera_id == 0],
-                "gallery": [r for r in records if r.person_id in test and r.camera_id == 1]},
-        skipped=skipped, info=info)
+    splits, protocol = _protocols.two_camera_split(records, paired, split_index, seed)
+    info.update(protocol)
+    return ReadResult(splits=splits, skipped=skipped, info=info)
 
 
 def write_miniature(root: Path, seed: int = 0, options: dict | None = None):
