@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 
@@ -20,8 +21,9 @@ class ResizeLike(keras.layers.Layer):
 
     def call(self, inputs):
         x, reference = inputs
-        size = ops.shape(reference)[1:3]
-        return ops.image.resize(x, size, interpolation=self.interpolation, antialias=False)
+        # tf.shape, not ops.shape: keras.ops.image.resize cannot take a size that is only
+        # known at run time inside a tf.function (models built with (None, None, 3)).
+        return tf.image.resize(x, tf.shape(reference)[1:3], method=self.interpolation)
 
     def compute_output_shape(self, input_shape):
         x_shape, reference_shape = input_shape

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 _RESIZE_MODES = ("maps", "features")
@@ -55,12 +56,11 @@ class SemanticPooling(keras.layers.Layer):
         features, maps = inputs
         features = ops.cast(features, self.compute_dtype)
         maps = ops.cast(maps, self.compute_dtype)
+        # tf.image.resize with tf.shape: the grids may only be known at run time (see ResizeLike).
         if self.resize == "maps":
-            size = ops.shape(features)[1:3]
-            maps = ops.image.resize(maps, size, interpolation="bilinear", antialias=False)
+            maps = tf.image.resize(maps, tf.shape(features)[1:3], method="bilinear")
         else:
-            size = ops.shape(maps)[1:3]
-            features = ops.image.resize(features, size, interpolation="bilinear", antialias=False)
+            features = tf.image.resize(features, tf.shape(maps)[1:3], method="bilinear")
         batch = ops.shape(features)[0]
         channels = ops.shape(features)[-1]
         num_maps = ops.shape(maps)[-1]

@@ -72,3 +72,18 @@ def test_config_round_trip_and_bad_mode():
     assert isinstance(restored, SemanticPooling) and restored.resize == "features"
     with pytest.raises(ValueError, match="resize must be one of"):
         SemanticPooling(resize="both")
+
+
+def test_traces_with_unknown_grids():
+    import tensorflow as tf
+
+    from spreid_tf.layers import ResizeLike
+
+    layer = SemanticPooling(resize="features")
+    spec = [tf.TensorSpec([None, None, None, 6]), tf.TensorSpec([None, None, None, 4])]
+    pooled = tf.function(lambda f, m: layer([f, m]), input_signature=spec)
+    features, maps = _random(6, (2, 3, 2, 6), (2, 8, 5, 4))
+    np.testing.assert_allclose(np.asarray(pooled(features, maps)),
+                               semantic_pooling(bilinear_resize(features, (8, 5)), maps), rtol=1e-5, atol=1e-6)
+    resize = tf.function(lambda x, r: ResizeLike()([x, r]), input_signature=spec)
+    assert resize(features, maps).shape == (2, 8, 5, 6)
