@@ -1,0 +1,50 @@
+r"""Writes TF Serving warm-up requests from real images into an exported SavedModel.
+
+    python export/serving/write_warmup.py --saved_model=exports/spreid/1 \
+        --images=data/samples --num_images=8 [--model_name=spreid]
+
+`spreid_tf.export` already writes warm-up requests of synthetic JPEGs; this replaces
+them with real images (first --num_images files of --images, sorted), one request of
+one image and one of all of them per signature that takes image_bytes. Needs
+tensorflow-serving-api. The file is written next to the SavedModel's assets, then
+renamed over the old one.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import app, flags, logging
+
+_SAVED_MODEL = flags.DEFINE_string("saved_model", None, "Exported version folder.", required=True)
+_IMAGES = flags.DEFINE_string("images", None, "Folder, glob or list file of JPEG/PNG images.", required=True)
+_NUM_IMAGES = flags.DEFINE_integer("num_images", 8, "How many images go into the requests.")
+_MODEL_NAME = flags.DEFINE_string("model_name", "spreid", "Model name (as in models.config).")
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    import tensorflow as tf
+
+    from spreid_tf import export_lib, inference
+
+    source = inference.resolve_inputs(_IMAGES.value, "images")
+    images = []
+    for path in source.paths[:_NUM_IMAGES.value]:
+        with open(path, "rb") as f:
+            images.append(f.read())
+    loaded = tf.saved_model.load(_SAVED_MODEL.value)
+    signatures = [name for name in (export_lib.SERVING_DEFAULT, export_lib.PARSE) if name in loaded.signatures]
+    for name in signatures:  # fail here, not at server start, if an image does not decode
+        loaded.signatures[name](image_bytes=tf.constant(images))
+    folder = os.path.join(_SAVED_MODEL.value, export_lib.ASSETS_EXTRA)
+    os.makedirs(folder, exist_ok=True)
+    target = os.path.join(folder, export_lib.WARMUP_FILENAME)
+    count = export_lib.write_warmup_requests(f"{target}.tmp", images, signatures, _MODEL_NAME.value)
+    os.replace(f"{target}.tmp", target)
+    logging.info("Wrote %d warm-up requests (%d images, signatures %s) to %s", count, len(images), signatures,
+                 target)
+
+
+if __name__ == "__main__":
+    app.run(main)

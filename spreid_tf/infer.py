@@ -1,0 +1,87 @@
+r"""Batch feature extraction into an .npz, with optional gallery search.
+
+    python -m spreid_tf.infer --saved_model=exports/spreid/1 \
+        --input=data/market1501/test-*.tfrecord --output=features.npz --batch_size=512
+    python -m spreid_tf.infer --model=runs/market_spreid --mixed_precision=mixed_float16 \
+        --input=gallery_dir --query=query_dir --output=gallery.npz --top_k=10
+
+--input and --query: an image folder, a glob, a list file (.txt, one path a line) or
+re-id TFRecords. Unreadable images are skipped and reported (in the log and in
+`<output stem>.json`); the .npz holds `embeddings` (l2-normalised float32),
+`filenames`, `skipped_filenames`, `skipped_reasons` and, for TFRecord inputs,
+`person_ids`, `camera_ids`, `datasets`. With --query, the query features go to
+`<output stem>_query.npz` and the top-k matches to --search_output.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+
+
+def define_infer_flags() -> None:
+    """Flags of the batch inference binary."""
+    flags.DEFINE_string("saved_model", None, "SavedModel folder written by spreid_tf.export.")
+    flags.DEFINE_string("model", None, "Keras model instead: a model_dir holding model.keras or a .keras file.")
+    flags.DEFINE_string("input", None, "Image folder, glob, list file or TFRecords (the gallery with --query).",
+                        required=True)
+    flags.DEFINE_enum("input_format", "auto", ["auto", "images", "list", "tfrecord"], "How to read --input/--query.")
+    flags.DEFINE_string("output", None, "The .npz to write (atomically).", required=True)
+    flags.DEFINE_integer("batch_size", 256, "Images per model call.")
+    flags.DEFINE_enum("mixed_precision", None, ["mixed_float16", "mixed_bfloat16"],
+                      "Compute policy for a Keras --model (a SavedModel's is fixed at export).")
+    flags.DEFINE_integer("num_parallel_calls", -1, "Decode parallelism (-1: autotune).")
+    flags.DEFINE_float("log_every_s", 10.0, "Seconds between progress lines.")
+    flags.DEFINE_string("query", None, "Query images/TFRecords: search them in the --input gallery.")
+    flags.DEFINE_integer("top_k", 10, "Gallery matches kept per query.")
+    flags.DEFINE_string("search_output", None, "Search results (.json or .csv); default <output stem>_search.json.")
+    flags.register_multi_flags_validator(
+        ["saved_model", "model"], lambda f: (f["saved_model"] is None) != (f["model"] is None),
+        message="give exactly one of --saved_model and --model")
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    import tensorflow as tf  # after flag parsing: importing TensorFlow is slow
+
+    from spreid_tf import inference
+
+    stem = os.path.splitext(FLAGS.output)[0]
+    parallel = tf.data.AUTOTUNE if FLAGS.num_parallel_calls < 0 else FLAGS.num_parallel_calls
+    embedder = inference.load_embedder(FLAGS.saved_model or FLAGS.model, FLAGS.mixed_precision)
+    logging.info("%s, input size %s", embedder.description, embedder.image_size)
+    config = {name: FLAGS[name].value for name in (
+        "saved_model", "model", "input", "input_format", "output", "batch_size", "mixed_precision",
+        "query", "top_k", "search_output")}
+
+    def run(spec: str, name: str) -> inference.Features:
+        source = inference.resolve_inputs(spec, FLAGS.input_format)
+        return inference.extract_features(embedder, source, batch_size=FLAGS.batch_size,
+                                          num_parallel_calls=parallel, log_every_s=FLAGS.log_every_s, name=name)
+
+    gallery = run(FLAGS.input, "gallery" if FLAGS.query else "features")
+    inference.save_features(FLAGS.output, gallery)
+    report = {"config": config, "features": inference.features_report(gallery)}
+    if FLAGS.query:
+        query = run(FLAGS.query, "query")
+        inference.save_features(f"{stem}_query.npz", query)
+        search_output = FLAGS.search_output or f"{stem}_search.json"
+        inference.save_search_results(search_output, inference.search_gallery(query, gallery, FLAGS.top_k))
+        report["query"] = inference.features_report(query)
+        logging.info("Wrote %s_query.npz and %s", stem, search_output)
+    inference.write_report(f"{stem}.json", report)
+    logging.info("Wrote %s (%d embeddings, %d skipped) and %s.json", FLAGS.output, len(gallery.filenames),
+                 len(gallery.skipped), stem)
+
+
+def run() -> None:
+    """Entry point: `python -m spreid_tf.infer` and export/batch_infer.py."""
+    define_infer_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

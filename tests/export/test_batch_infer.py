@@ -1,0 +1,131 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from spreid_tf import inference
+from spreid_tf.data import schema
+
+
+def _write_folder(folder, image_bytes):
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"p1/a.jpg": image_bytes[0], "p1/b.png": image_bytes[1], "p2/c.JPG": image_bytes[2],
+             "p2/corrupt.jpg": b"\xff\xd8\xff\xe0" + bytes(300), "p2/zero.png": b"", "notes.txt": b"x"}
+    for name, data in files.items():
+        (folder / name).parent.mkdir(exist_ok=True)
+        (folder / name).write_bytes(data)
+    return folder
+
+
+def _serve(loaded, encoded):
+    return loaded.signatures["serving_default"](image_bytes=tf.constant(encoded))["embedding"].numpy()
+
+
+def test_batch_infer_binary_skips_bad_files_and_searches(baseline, loaded_baseline, image_bytes, python, tmp_path):
+    gallery = _write_folder(tmp_path / "gallery", image_bytes)
+    query = tmp_path / "query"
+    query.mkdir()
+    (query / "q.png").write_bytes(image_bytes[1])
+    out = tmp_path / "out" / "features.npz"
+    python(["export/batch_infer.py", f"--saved_model={baseline.export_dir}", f"--input={gallery}",
+            f"--output={out}", "--batch_size=2", f"--query={query}", "--top_k=2"])
+    features = inference.load_features(out)
+    names = [os.path.relpath(f, gallery) for f in features["filenames"]]
+    assert names == ["p1/a.jpg", "p1/b.png", "p2/c.JPG"]
+    np.testing.assert_allclose(features["embeddings"], _serve(loaded_baseline, image_bytes[:3]), atol=1e-5)
+    skipped = dict(zip((os.path.relpath(f, gallery) for f in features["skipped_filenames"]),
+                       features["skipped_reasons"]))
+    assert set(skipped) == {"p2/corrupt.jpg", "p2/zero.png"}
+    assert skipped["p2/zero.png"] == "empty file (0 bytes)"
+    assert "Invalid JPEG data" in skipped["p2/corrupt.jpg"]
+    report = json.loads((tmp_path / "out" / "features.json").read_text())
+    assert report["features"]["skipped_count"] == 2 and report["features"]["images"] == 3
+    assert report["config"]["batch_size"] == 2
+    search = json.loads((tmp_path / "out" / "features_search.json").read_text())
+    assert search[0]["query"].endswith("q.png")
+    assert [m["rank"] for m in search[0]["matches"]] == [1, 2]
+    assert search[0]["matches"][0]["filename"].endswith("b.png")
+    assert search[0]["matches"][0]["score"] == pytest.approx(1.0, abs=1e-5)
+    # Atomic writes: only the finished files, no temporaries.
+    assert sorted(os.listdir(tmp_path / "out")) == ["features.json", "features.npz", "features_query.npz",
+                                                     "features_search.json"]
+
+
+def _write_records(path, image_bytes):
+    rows = [("m/0001_c1_a.jpg", image_bytes[0], 1, 0), ("m/bad_middle.jpg", b"\xff\xd8\xffjunk", 9, 1),
+            ("m/0002_c2_b.png", image_bytes[1], 2, 1), ("m/0003_c3_c.jpg", image_bytes[2], 3, 2),
+            ("m/bad_last.png", b"", 9, 0)]
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for filename, data, pid, camera in rows:
+            example = schema.make_reid_example(encoded=data, image_format="jpeg", height=1, width=1,
+                                               filename=filename, label=-1, person_id=pid, dataset="market1501",
+                                               camera_id=camera)
+            writer.write(example.SerializeToString())
+
+
+def test_tfrecord_input_carries_person_and_camera_and_counts_trailing_failures(
+        baseline, loaded_baseline, image_bytes, tmp_path):
+    _write_records(tmp_path / "query-00000-of-00001.tfrecord", image_bytes)
+    source = inference.resolve_inputs(str(tmp_path))
+    assert source.kind == "tfrecord"
+    embedder = inference.load_embedder(baseline.export_dir)
+    features = inference.extract_features(embedder, source, batch_size=2, log_every_s=0)
+    assert list(features.filenames) == ["m/0001_c1_a.jpg", "m/0002_c2_b.png", "m/0003_c3_c.jpg"]
+    assert list(features.person_ids) == [1, 2, 3] and list(features.camera_ids) == [0, 1, 2]
+    assert list(features.datasets) == ["market1501"] * 3
+    assert [f for f, _ in features.skipped] == ["m/bad_middle.jpg", "m/bad_last.png"]
+    assert features.skipped[1][1] == "empty file (0 bytes)"
+    np.testing.assert_allclose(features.embeddings, _serve(loaded_baseline, image_bytes[:3]), atol=1e-5)
+    inference.save_features(tmp_path / "f.npz", features)
+    saved = inference.load_features(tmp_path / "f.npz")
+    assert list(saved["person_ids"]) == [1, 2, 3] and list(saved["camera_ids"]) == [0, 1, 2]
+
+
+def test_keras_model_with_mixed_precision(baseline, loaded_baseline, image_bytes, tmp_path):
+    for i, data in enumerate(image_bytes):
+        (tmp_path / f"{i}.png").write_bytes(data)
+    source = inference.resolve_inputs(str(tmp_path / "*.png"))
+    reference = _serve(loaded_baseline, image_bytes)
+    embedder = inference.load_embedder(baseline.model_dir, mixed_precision="mixed_float16")
+    features = inference.extract_features(embedder, source, batch_size=4, log_every_s=0)
+    assert features.embeddings.dtype == np.float32 and not features.skipped
+    np.testing.assert_allclose(features.embeddings, reference, atol=2e-3)
+    with pytest.raises(ValueError, match="precision was fixed when it was exported"):
+        inference.load_embedder(baseline.export_dir, mixed_precision="mixed_float16")
+
+
+def test_input_resolution(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    for name in ("b.jpg", "a.png", "c.txt"):
+        (tmp_path / "imgs" / name).write_bytes(b"x")
+    (tmp_path / "list.txt").write_text("imgs/b.jpg\n# comment\n\nimgs/a.png\n")
+    listed = inference.resolve_inputs(str(tmp_path / "list.txt"))
+    assert listed.kind == "images" and listed.paths == (str(tmp_path / "imgs/b.jpg"), str(tmp_path / "imgs/a.png"))
+    folder = inference.resolve_inputs(str(tmp_path / "imgs"))
+    assert [os.path.basename(p) for p in folder.paths] == ["a.png", "b.jpg"]
+    with pytest.raises(FileNotFoundError, match="no files match input '.*nothing-\\*.jpg'"):
+        inference.resolve_inputs(str(tmp_path / "nothing-*.jpg"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no .jpg/.jpeg/.png images in folder '.*empty'"):
+        inference.resolve_inputs(str(tmp_path / "empty"))
+
+
+def test_search_gallery_against_numpy():
+    rng = np.random.default_rng(0)
+
+    def features(n):
+        e = rng.normal(size=(n, 8)).astype(np.float32)
+        e /= np.linalg.norm(e, axis=1, keepdims=True)
+        return inference.Features(e, np.array([f"f{i}" for i in range(n)]), np.arange(n, dtype=np.int32),
+                                  np.zeros(n, np.int32))
+
+    query, gallery = features(3), features(7)
+    results = inference.search_gallery(query, gallery, top_k=4)
+    scores = query.embeddings @ gallery.embeddings.T
+    for q, entry in enumerate(results):
+        order = np.argsort(-scores[q])[:4]
+        assert [m["filename"] for m in entry["matches"]] == [f"f{i}" for i in order]
+        assert [m["person_id"] for m in entry["matches"]] == list(order)
+        np.testing.assert_allclose([m["score"] for m in entry["matches"]], scores[q, order], rtol=1e-6)
