@@ -1,0 +1,174 @@
+"""Tests for spreid_tf.rerank against the published algorithm (tests/_reference.py)."""
+
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+from spreid_tf import metrics, rerank
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))  # tests/_reference.py
+import _reference as ref  # noqa: E402
+
+
+def _integer_features(seed, num_query, num_gallery, dim=16, num_ids=15, scale=400):
+    """Clustered integer features: every float32 distance is exact.
+
+    Squared distances stay below 2^24 (4 * dim * scale^2 = 1.02e7), so matmul
+    sums are exact in any order and the fast code and the reference see the
+    very same distances; only tie order could then differ between them.
+    """
+    rng = np.random.default_rng(seed)
+    centres = rng.integers(-scale // 2, scale // 2, (num_ids, dim))
+    q_pids = rng.integers(0, num_ids, num_query)
+    g_pids = rng.integers(0, num_ids, num_gallery)
+    noise = scale // 2
+
+    def draw(pids):
+        x = centres[pids] + rng.integers(-noise, noise, (len(pids), dim))
+        return np.clip(x, -scale, scale).astype(np.float32)
+
+    return draw(q_pids), draw(g_pids), q_pids, g_pids
+
+
+def _exact_euclidean(a, b):
+    a, b = a.astype(np.int64), b.astype(np.int64)
+    sq = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+    # float64 sqrt of an integer < 2^24, squared and rounded to float32 by the
+    # reference, gives the integer back.
+    return np.sqrt(sq.astype(np.float64))
+
+
+def _reference_inputs(qf, gf):
+    return _exact_euclidean(qf, gf), _exact_euclidean(qf, qf), _exact_euclidean(gf, gf)
+
+
+def _boundary_ties(q_g, q_q, g_g, k1, k2):
+    """Rows where the reference's neighbour sets depend on how np.argsort orders ties."""
+    d = np.block([[q_q, q_g], [q_g.T, g_g]])
+    d = np.power(d, 2).astype(np.float32)
+    d = np.transpose(d / np.max(d, axis=0))
+    s = np.sort(d, axis=1)
+    n = s.shape[1]
+    cuts = {c for c in (k1 + 1, int(np.around(k1 / 2.0)) + 1, k2) if c < n}
+    return [(c, np.flatnonzero(s[:, c - 1] == s[:, c])) for c in cuts
+            if (s[:, c - 1] == s[:, c]).any()]
+
+
+def _ranking(dist, q_pids, g_pids):
+    q_cams = np.zeros(len(q_pids), int)
+    g_cams = np.ones(len(g_pids), int)
+    return metrics.evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank=20)
+
+
+@pytest.mark.parametrize("seed,num_query,num_gallery,k1,k2,lam", [
+    (0, 40, 160, 20, 6, 0.3),     # the paper's parameters
+    (1, 60, 240, 20, 6, 0.3),
+    (2, 30, 90, 5, 2, 0.5),       # small k
+    (3, 25, 100, 3, 1, 0.0),      # k2 = 1: no query expansion; Jaccard only
+    (4, 20, 80, 1, 1, 1.0),       # smallest k1; original distance only
+    (5, 50, 130, 7, 3, 0.1),      # odd k1: round(3.5) = 4
+    (6, 10, 290, 9, 30, 0.3),     # k2 > k1 + 1
+])
+def test_matches_published_algorithm(seed, num_query, num_gallery, k1, k2, lam):
+    qf, gf, q_pids, g_pids = _integer_features(seed, num_query, num_gallery)
+    inputs = _reference_inputs(qf, gf)
+    assert not _boundary_ties(*inputs, k1, k2), "test data has ties at a neighbour boundary"
+    expected = ref.ref_re_ranking(*inputs, k1=k1, k2=k2, lambda_value=lam)
+    got = rerank.re_ranking(qf, gf, k1=k1, k2=k2, lambda_value=lam, block_size=64)
+    assert got.dtype == np.float32 and got.shape == (num_query, num_gallery)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+    # Stronger than the contract: with exact distances the float32 operations
+    # are the published ones in the published order (np.sum's pairwise order
+    # for V, row by row for the expansion, column by column for the Jaccard
+    # sums), so the result is bit-identical.
+    np.testing.assert_array_equal(got, expected)
+    # Re-ranking must reorder something for the test to mean anything.
+    if lam < 1.0:
+        assert (np.argsort(expected, axis=1) != np.argsort(inputs[0], axis=1)).any()
+    a, b = _ranking(got, q_pids, g_pids), _ranking(expected, q_pids, g_pids)
+    np.testing.assert_array_equal(a.cmc, b.cmc)
+    assert a.mAP == b.mAP and a.mINP == b.mINP
+
+
+@pytest.mark.parametrize("k", [1, 5, 50])
+def test_top_k_merge_matches_a_stable_sort(k):
+    # Blocks merged as the symmetric pass does (rows of one block, columns of
+    # another), against a stable argsort of each full row; with many ties.
+    rng = np.random.default_rng(k)
+    n = 230
+    full = rng.integers(0, 40, (n, n)).astype(np.float32)
+    full = np.minimum(full, full.T) - 2.0  # symmetric, some negative raw values
+    top = rerank._TopK(n, k)
+    bounds = [(0, 17), (17, 100), (100, 101), (101, 230)]
+    for i, (a0, a1) in enumerate(bounds):
+        for b0, b1 in bounds[i:]:
+            block = np.ascontiguousarray(full[a0:a1, b0:b1])
+            top.merge(a0, block, b0, axis=1)
+            if a0 != b0:
+                top.merge(b0, block, a0, axis=0)
+    idx, dist = top.result()
+    clipped = np.maximum(full, 0.0)
+    order = np.argsort(clipped, axis=1, kind="stable")[:, :k]
+    np.testing.assert_array_equal(idx, order)
+    np.testing.assert_array_equal(dist, np.take_along_axis(clipped, order, axis=1))
+
+
+def test_block_sizes_and_backends_agree():
+    qf, gf, _, _ = _integer_features(7, 37, 151)
+    inputs = _reference_inputs(qf, gf)
+    assert not _boundary_ties(*inputs, 20, 6)
+    expected = ref.ref_re_ranking(*inputs)
+    for block_size in (1, 7, 50, 4096):
+        got = rerank.re_ranking(qf, gf, block_size=block_size)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5, err_msg=str(block_size))
+    got = rerank.re_ranking(qf, gf, backend="tf", block_size=40)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+
+
+def test_fewer_points_than_neighbours():
+    # q + g = 9 < k1 + 1: every row's neighbour list is the whole set.
+    qf, gf, _, _ = _integer_features(8, 3, 6)
+    expected = ref.ref_re_ranking(*_reference_inputs(qf, gf), k1=20, k2=6)
+    np.testing.assert_allclose(rerank.re_ranking(qf, gf), expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("metric", ["sqeuclidean", "cosine"])
+def test_other_metrics_with_float_features(metric):
+    # Random floats: the two sides compute distances with different rounding,
+    # so equality is to float32 precision; there are no ties.
+    rng = np.random.default_rng(12)
+    centres = rng.standard_normal((12, 32))
+    q_pids, g_pids = rng.integers(0, 12, 50), rng.integers(0, 12, 200)
+    qf = centres[q_pids] + 0.8 * rng.standard_normal((50, 32))
+    gf = centres[g_pids] + 0.8 * rng.standard_normal((200, 32))
+    inputs = [ref.ref_pairwise_distance(a, b, metric) for a, b in ((qf, gf), (qf, qf), (gf, gf))]
+    expected = ref.ref_re_ranking(*inputs)
+    got = rerank.re_ranking(qf, gf, metric=metric, block_size=64)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+    a, b = _ranking(got, q_pids, g_pids), _ranking(expected, q_pids, g_pids)
+    np.testing.assert_array_equal(a.cmc, b.cmc)
+    assert a.mAP == pytest.approx(b.mAP, abs=1e-12)
+
+
+def test_errors():
+    q, g = np.zeros((3, 4), np.float32), np.ones((5, 4), np.float32)
+    with pytest.raises(ValueError, match="k1 must be a positive integer"):
+        rerank.re_ranking(q, g, k1=0)
+    with pytest.raises(ValueError, match="k2 must be a positive integer"):
+        rerank.re_ranking(q, g, k2=2.5)
+    with pytest.raises(ValueError, match="lambda_value must be in"):
+        rerank.re_ranking(q, g, lambda_value=1.5)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        rerank.re_ranking(q, g, backend="torch")
+    with pytest.raises(ValueError, match="metric must be one of"):
+        rerank.re_ranking(q, g, metric="l1")
+    with pytest.raises(ValueError, match=r"query \(3, 4\), gallery \(5, 3\)"):
+        rerank.re_ranking(q, np.ones((5, 3)))
+    bad = g.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"gallery_features \(shape \(5, 4\)\) has NaN"):
+        rerank.re_ranking(q, bad)
+    with pytest.raises(ValueError, match="query_features is empty"):
+        rerank.re_ranking(np.zeros((0, 4)), g)
