@@ -1,0 +1,54 @@
+"""Trains a re-id model (baseline or SPReID), phase 1 or phase 2, then evaluates it.
+
+    python -m spreid_tf.train --flagfile=configs/all10_spreid_w_fg.flags --model_dir=/runs/p1
+    python -m spreid_tf.train --flagfile=configs/market.flags --model_dir=/runs/market \\
+        --init_from=/runs/p1
+
+Flags become a frozen `ReidConfig` (written to model_dir/config.json) and
+`spreid_tf.training.reid.train_and_evaluate` does the rest. A run restarts from the
+latest checkpoint in model_dir. The number of identities comes from --train_data.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from absl import app, flags, logging
+
+from spreid_tf.training import config as config_lib
+from spreid_tf.training import flags as training_flags
+from spreid_tf.training import inputs
+from spreid_tf.training import reid
+from spreid_tf.training import strategy as strategy_lib
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    training_flags.define_model_dir_flag()
+    training_flags.define_reid_flags()
+    training_flags.define_optimization_flags(total_steps=200_000, learning_rate=0.01)
+    training_flags.define_runtime_flags()
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        config = training_flags.reid_config_from_flags(FLAGS)
+        # The identity count is resolved from the data, never configured: record it.
+        data = inputs.resolve_reid_data(config.train_data)
+    except (FileNotFoundError, ValueError) as e:  # bad paths or values: the message says which
+        sys.exit(f"error: {e}")
+    if strategy_lib.is_chief_from_env(config.runtime.strategy):
+        config_lib.write_config(config, FLAGS.model_dir, num_identities=data.num_identities,
+                                num_train_images=data.num_images)
+    summary = reid.train_and_evaluate(config, FLAGS.model_dir)
+    brief = {k: v for k, v in summary.items() if k not in ("train", "history")}
+    logging.info("Done: %s", json.dumps(brief, default=str))
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

@@ -1,0 +1,102 @@
+"""What a training run reads: shard lists, label offsets and identity counts from the data.
+
+The number of identities of a re-id run is read here, never configured: from the
+merged `label_map.json` (phase 1, several benchmarks) or from the converted
+dataset's manifest (`splits.train.label_to_person_id`, phase 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from spreid_tf.data import merge
+from spreid_tf.data.manifest import load_manifest, split_shards
+
+
+@dataclasses.dataclass(frozen=True)
+class ReidData:
+    """A re-id training set.
+
+    Attributes:
+        train_files: TFRecord shards of the training images.
+        num_identities: training identities (the classifier width).
+        num_images: training images.
+        label_offsets: dataset -> label offset (merged data), or None (one dataset).
+        eval_dir: the converted folder holding "query" and "gallery" splits, or None.
+        name: dataset name, or "merged".
+    """
+
+    train_files: tuple[str, ...]
+    num_identities: int
+    num_images: int
+    label_offsets: dict[str, int] | None
+    eval_dir: str | None
+    name: str
+
+
+def resolve_reid_data(path: os.PathLike | str) -> ReidData:
+    """Reads a converted dataset folder or a merged label map (file or folder).
+
+    Raises:
+        FileNotFoundError: `path` is neither (the message says what was expected).
+        ValueError: the folder is not a re-id conversion with a train split.
+    """
+    path = Path(path)
+    label_map_path = path if path.suffix == ".json" else path / merge.LABEL_MAP_FILENAME
+    if label_map_path.is_file():
+        label_map = merge.load_label_map(label_map_path)
+        return ReidData(
+            train_files=tuple(str(p) for p in label_map.train_shards),
+            num_identities=label_map.num_identities,
+            num_images=label_map.num_images,
+            label_offsets=label_map.label_offsets,
+            eval_dir=None,
+            name="merged",
+        )
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"training data {str(path)!r} not found: expected a converted dataset folder (with "
+            f"manifest.json) or a merged {merge.LABEL_MAP_FILENAME} (datasets/convert.py writes both)")
+    manifest = load_manifest(path)
+    if manifest.get("kind", "reid") != "reid" or "train" not in manifest["splits"]:
+        raise ValueError(f"{path}: not a re-id conversion with a train split "
+                         f"(kind {manifest.get('kind')!r}, splits {sorted(manifest['splits'])})")
+    train = manifest["splits"]["train"]
+    has_eval = "query" in manifest["splits"] and "gallery" in manifest["splits"]
+    return ReidData(
+        train_files=tuple(str(p) for p in split_shards(path, "train")),
+        num_identities=len(train["label_to_person_id"]),
+        num_images=int(train["num_images"]),
+        label_offsets=None,
+        eval_dir=str(path) if has_eval else None,
+        name=manifest["dataset"],
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ParsingData:
+    """A converted LIP folder: train shards and, if converted, val shards."""
+
+    train_files: tuple[str, ...]
+    val_files: tuple[str, ...]
+    num_images: int
+
+
+def resolve_parsing_data(path: os.PathLike | str) -> ParsingData:
+    """Reads a converted parsing dataset (LIP) folder."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"parsing data {str(path)!r} not found: expected the converted LIP folder "
+                                "(with manifest.json; see datasets/convert.py)")
+    manifest = load_manifest(path)
+    if manifest.get("kind") != "parsing" or "train" not in manifest["splits"]:
+        raise ValueError(f"{path}: not a parsing conversion with a train split "
+                         f"(kind {manifest.get('kind')!r}, splits {sorted(manifest['splits'])})")
+    val = tuple(str(p) for p in split_shards(path, "val")) if "val" in manifest["splits"] else ()
+    return ParsingData(
+        train_files=tuple(str(p) for p in split_shards(path, "train")),
+        val_files=val,
+        num_images=int(manifest["splits"]["train"]["num_images"]),
+    )

@@ -1,0 +1,84 @@
+"""Human-parsing training on LIP: InceptionV3* + ASPP, backbone at 1x and head at 10x.
+
+    summary = train_parsing(ParsingConfig(train_data="/data/tfrecords/lip"), "/runs/lip")
+
+writes checkpoints and TensorBoard events to model_dir, `parsing.keras` (the file
+SPReID's `--parsing_model` takes) when the run completes, and `eval.json` (pixel
+accuracy and mean IoU on LIP val) if the val split was converted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import tensorflow as tf
+
+from spreid_tf import evaluate_lib, lip
+from spreid_tf.data import pipelines
+from spreid_tf.models import build_parsing_model
+from spreid_tf.training import common, inputs, loop, optimizers, step
+from spreid_tf.training import strategy as strategy_lib
+from spreid_tf.training.config import ParsingConfig
+
+logger = logging.getLogger(__name__)
+
+PARSING_FILENAME = "parsing.keras"
+EVAL_FILENAME = "eval.json"
+
+
+def train_parsing(config: ParsingConfig, model_dir: str) -> dict:
+    """Trains (or resumes) the parsing model, saves parsing.keras, and evaluates it on val.
+
+    The model is built for inputs of any size (None x None), so the saved file
+    serves SPReID at any resolution.
+
+    Returns:
+        {"final_step", "train": last logged metrics, "history": [(step, metrics)] of
+         this call, "model": path of parsing.keras or None (the run stopped early),
+         "eval": evaluation dict or None}.
+    """
+    data = inputs.resolve_parsing_data(config.train_data)
+    opt, runtime = config.optimization, config.runtime
+    logger.info("LIP: %d training images in %d shards", data.num_images, len(data.train_files))
+    with common.precision_policy(runtime.mixed_precision):
+        strategy = common.create_checked_strategy(runtime, opt.batch_size)
+        common.seed_everything(runtime.seed)
+        with strategy.scope():
+            model = build_parsing_model(input_shape=(None, None, 3), weights=config.weights,
+                                        aspp_rates=config.aspp_rates)
+            if runtime.sync_batchnorm and strategy.num_replicas_in_sync > 1:
+                strategy_lib.set_synchronized_batch_norm(model, True)
+            groups = optimizers.make_variable_groups(
+                model, base_lr=opt.learning_rate, total_steps=opt.total_steps, schedule=opt.schedule,
+                num_decays=opt.num_decays, decay_rate=opt.decay_rate, power=opt.poly_power,
+                momentum=opt.momentum, nesterov=opt.nesterov, weight_decay=opt.weight_decay,
+                head_layers=optimizers.PARSING_HEAD_LAYERS, head_lr_multiplier=opt.head_lr_multiplier)
+        trainer = step.Trainer(strategy, model, groups, step.parsing_loss, clip_norm=opt.clip_norm,
+                               mixed_precision=runtime.mixed_precision, jit_compile=runtime.jit_compile)
+
+        def dataset_fn(context: tf.distribute.InputContext, start_step: int) -> tf.data.Dataset:
+            seed = None if runtime.seed is None else runtime.seed + start_step
+            return pipelines.parsing_dataset(list(data.train_files), batch_size=opt.batch_size,
+                                             crop_size=config.crop_size, training=True,
+                                             min_scale=config.min_scale, max_scale=config.max_scale,
+                                             ignore_label=lip.IGNORE_LABEL, seed=seed,
+                                             shuffle_buffer=config.shuffle_buffer, input_context=context)
+
+        result = loop.train_loop(trainer, dataset_fn, total_steps=opt.total_steps, model_dir=model_dir,
+                                 global_batch_size=opt.batch_size, checkpoint_every=runtime.checkpoint_every,
+                                 keep_checkpoints=runtime.keep_checkpoints, log_every=runtime.log_every,
+                                 stop_after=runtime.stop_after)
+        summary = {"final_step": result.final_step, "train": result.metrics,
+                   "history": result.history, "model": None, "eval": None}
+        if result.final_step < opt.total_steps:
+            logger.info("Stopped at step %d of %d; run again to resume", result.final_step, opt.total_steps)
+            return summary
+        summary["model"] = common.save_model(model, os.path.join(model_dir, PARSING_FILENAME), strategy)
+        if config.evaluate and data.val_files:
+            summary["eval"] = evaluate_lib.evaluate_parsing(model, list(data.val_files), config.crop_size,
+                                                          config.eval_batch_size)
+            logger.info("LIP val: pixel accuracy %.4f, mean IoU %.4f", summary["eval"]["pixel_accuracy"],
+                        summary["eval"]["mean_iou"])
+            common.write_json(summary["eval"], os.path.join(model_dir, EVAL_FILENAME), strategy)
+    return summary

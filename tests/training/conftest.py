@@ -1,0 +1,5 @@
+"""Training tests: the helpers module beside the tests is importable."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -1,0 +1,104 @@
+"""Flagfiles parse into valid configs; configs round-trip through config.json."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import pytest
+from absl import flags
+
+from spreid_tf.training import config as config_lib
+from spreid_tf.training import flags as training_flags
+
+CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs")
+FLAGFILES = sorted(glob.glob(os.path.join(CONFIGS, "*.flags")))
+
+
+def _parse(path: str, *extra: str):
+    """Parses a flagfile with the flags of the binary it is for (train_parsing or train)."""
+    values = flags.FlagValues()
+    training_flags.define_model_dir_flag(values)
+    parsing = "parsing" in os.path.basename(path)
+    if parsing:
+        training_flags.define_parsing_flags(values)
+        training_flags.define_optimization_flags(30_000, 0.01, 10.0, flag_values=values)
+    else:
+        training_flags.define_reid_flags(values)
+        training_flags.define_optimization_flags(flag_values=values)
+    training_flags.define_runtime_flags(values)
+    values(["prog", f"--flagfile={path}", "--model_dir=/tmp/unused", *extra])
+    if parsing:
+        return training_flags.parsing_config_from_flags(values)
+    return training_flags.reid_config_from_flags(values)
+
+
+def test_every_paper_run_has_a_flagfile():
+    names = {os.path.basename(p) for p in FLAGFILES}
+    for name in ("all10.flags", "market.flags", "duke.flags", "cuhk03.flags", "lip_parsing.flags",
+                 "synthetic.flags", "synthetic_parsing.flags", "all10_baseline_inception_v3.flags",
+                 "all10_baseline_resnet50.flags", "all10_baseline_resnet152.flags", "all10_spreid_wo_fg.flags",
+                 "all10_spreid_w_fg_exclusive.flags"):
+        assert name in names
+
+
+@pytest.mark.parametrize("path", FLAGFILES, ids=os.path.basename)
+def test_flagfile_parses(path):
+    config = _parse(path)
+    opt = config.optimization
+    name = os.path.basename(path)
+    if name.startswith("synthetic"):
+        assert config.weights is None
+        return
+    # The paper's optimiser: batch 15, Nesterov 0.9, weight decay 5e-4, clipping 2.0, 10 decays by 0.9.
+    assert (opt.batch_size, opt.momentum, opt.nesterov, opt.weight_decay, opt.clip_norm) == (15, 0.9, True, 5e-4, 2.0)
+    assert (opt.schedule, opt.num_decays, opt.decay_rate) == ("exponential", 10, 0.9)
+    if name == "lip_parsing.flags":
+        assert config.crop_size == (512, 512) and opt.total_steps == 30_000
+        assert opt.learning_rate == 0.01 and opt.head_lr_multiplier == 10.0
+    elif name.startswith("all10"):
+        assert opt.total_steps == 200_000 and opt.learning_rate == 0.01
+        assert config.train_data.endswith("label_map.json")
+        assert config.input_size == ((492, 164) if config.model == "baseline" else (512, 170))
+        assert config.init_from is None
+    else:  # phase 2
+        assert opt.total_steps == 50_000 and opt.learning_rate == 0.001
+        assert config.input_size == (748, 246) and config.init_from
+
+
+def test_flags_override_flagfile_and_config_round_trips(tmp_path):
+    config = _parse(os.path.join(CONFIGS, "all10_spreid_wo_fg_exclusive.flags"), "--strategy=mirrored",
+                    "--batch_size=16", "--reid_input_size=256,128")
+    assert (config.variant, config.weight_sharing) == ("wo_fg", False)
+    assert config.runtime.strategy == "mirrored" and config.optimization.batch_size == 16
+    assert config.reid_input_size == (256, 128)
+    path = config_lib.write_config(config, str(tmp_path), num_identities=16803)
+    assert config_lib.read_config(str(tmp_path)) == config
+    assert '"num_identities": 16803' in open(path).read()
+
+
+def test_bad_values_fail_early():
+    with pytest.raises(ValueError, match="unknown schedule"):
+        config_lib.OptimizationConfig(schedule="cosine")
+    with pytest.raises(ValueError, match="unknown strategy"):
+        config_lib.RuntimeConfig(strategy="tpu")
+    with pytest.raises(ValueError, match="unknown model"):
+        config_lib.ReidConfig(train_data="x", model="resnet")
+    with pytest.raises(flags.IllegalFlagValueError, match="HEIGHT,WIDTH"):
+        _parse(os.path.join(CONFIGS, "market.flags"), "--input_size=748")
+
+
+def test_synthetic_flagfiles_match_the_demo():
+    from spreid_tf import demo
+
+    settings = demo.DemoSettings()
+    reid_config = _parse(os.path.join(CONFIGS, "synthetic.flags"))
+    opt = reid_config.optimization
+    assert reid_config.input_size == settings.input_size
+    assert (opt.total_steps, opt.batch_size, opt.learning_rate, opt.clip_norm) == (
+        settings.reid_steps, settings.reid_batch, settings.reid_learning_rate, settings.clip_norm)
+    parsing_config = _parse(os.path.join(CONFIGS, "synthetic_parsing.flags"))
+    opt = parsing_config.optimization
+    assert (parsing_config.crop_size, parsing_config.aspp_rates) == (settings.parsing_crop, settings.aspp_rates)
+    assert (opt.total_steps, opt.batch_size, opt.learning_rate, opt.clip_norm, opt.head_lr_multiplier) == (
+        settings.parsing_steps, settings.parsing_batch, settings.parsing_learning_rate, settings.clip_norm, 10.0)
