@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import keras
 import tensorflow as tf
 
+from spreid_tf.training import optimizers, step
 from spreid_tf.training import strategy as strategy_lib
 from spreid_tf.training.config import RuntimeConfig
 
@@ -80,3 +81,24 @@ def write_json(document: dict, path: str, strategy: tf.distribute.Strategy) -> N
     if strategy_lib.is_chief(strategy):
         with tf.io.gfile.GFile(path, "w") as f:
             json.dump(document, f, indent=2)
+
+
+def make_trainer(strategy: tf.distribute.Strategy, model: keras.Model, opt, runtime: RuntimeConfig,
+                 head_layers, loss_fn):
+    """Variable groups (one SGD each; `head_layers` get `opt.head_lr_multiplier`) and the train step.
+
+    Args:
+        opt: an `OptimizationConfig`.
+        head_layers: names of the layers in the faster learning-rate group.
+        loss_fn: `step.reid_loss` or `step.parsing_loss`.
+    """
+    with strategy.scope():
+        if runtime.sync_batchnorm and strategy.num_replicas_in_sync > 1:
+            strategy_lib.set_synchronized_batch_norm(model, True)
+        groups = optimizers.make_variable_groups(
+            model, base_lr=opt.learning_rate, total_steps=opt.total_steps, schedule=opt.schedule,
+            num_decays=opt.num_decays, decay_rate=opt.decay_rate, power=opt.poly_power,
+            momentum=opt.momentum, nesterov=opt.nesterov, weight_decay=opt.weight_decay,
+            head_layers=head_layers, head_lr_multiplier=opt.head_lr_multiplier)
+    return step.Trainer(strategy, model, groups, loss_fn, clip_norm=opt.clip_norm,
+                        mixed_precision=runtime.mixed_precision, jit_compile=runtime.jit_compile)

@@ -18,7 +18,6 @@ from spreid_tf import evaluate_lib, lip
 from spreid_tf.data import pipelines
 from spreid_tf.models import build_parsing_model
 from spreid_tf.training import common, inputs, loop, optimizers, step
-from spreid_tf.training import strategy as strategy_lib
 from spreid_tf.training.config import ParsingConfig
 
 logger = logging.getLogger(__name__)
@@ -47,15 +46,8 @@ def train_parsing(config: ParsingConfig, model_dir: str) -> dict:
         with strategy.scope():
             model = build_parsing_model(input_shape=(None, None, 3), weights=config.weights,
                                         aspp_rates=config.aspp_rates)
-            if runtime.sync_batchnorm and strategy.num_replicas_in_sync > 1:
-                strategy_lib.set_synchronized_batch_norm(model, True)
-            groups = optimizers.make_variable_groups(
-                model, base_lr=opt.learning_rate, total_steps=opt.total_steps, schedule=opt.schedule,
-                num_decays=opt.num_decays, decay_rate=opt.decay_rate, power=opt.poly_power,
-                momentum=opt.momentum, nesterov=opt.nesterov, weight_decay=opt.weight_decay,
-                head_layers=optimizers.PARSING_HEAD_LAYERS, head_lr_multiplier=opt.head_lr_multiplier)
-        trainer = step.Trainer(strategy, model, groups, step.parsing_loss, clip_norm=opt.clip_norm,
-                               mixed_precision=runtime.mixed_precision, jit_compile=runtime.jit_compile)
+        trainer = common.make_trainer(strategy, model, opt, runtime, optimizers.PARSING_HEAD_LAYERS,
+                                      step.parsing_loss)
 
         def dataset_fn(context: tf.distribute.InputContext, start_step: int) -> tf.data.Dataset:
             seed = None if runtime.seed is None else runtime.seed + start_step

@@ -19,7 +19,6 @@ import tensorflow as tf
 from spreid_tf.data import pipelines
 from spreid_tf.models import build_baseline_model, build_spreid_model
 from spreid_tf.training import common, evaluation, inputs, loop, optimizers, step
-from spreid_tf.training import strategy as strategy_lib
 from spreid_tf.training.config import ReidConfig
 
 logger = logging.getLogger(__name__)
@@ -121,16 +120,8 @@ def train_and_evaluate(config: ReidConfig, model_dir: str) -> dict:
         resuming = tf.train.latest_checkpoint(model_dir) is not None
         if config.init_from and not resuming:
             load_initial_weights(model, config.init_from)
-        with strategy.scope():
-            if runtime.sync_batchnorm and strategy.num_replicas_in_sync > 1:
-                strategy_lib.set_synchronized_batch_norm(model, True)
-            groups = optimizers.make_variable_groups(
-                model, base_lr=opt.learning_rate, total_steps=opt.total_steps, schedule=opt.schedule,
-                num_decays=opt.num_decays, decay_rate=opt.decay_rate, power=opt.poly_power,
-                momentum=opt.momentum, nesterov=opt.nesterov, weight_decay=opt.weight_decay,
-                head_layers=optimizers.REID_CLASSIFIER_LAYERS, head_lr_multiplier=opt.head_lr_multiplier)
-        trainer = step.Trainer(strategy, model, groups, step.reid_loss, clip_norm=opt.clip_norm,
-                               mixed_precision=runtime.mixed_precision, jit_compile=runtime.jit_compile)
+        trainer = common.make_trainer(strategy, model, opt, runtime, optimizers.REID_CLASSIFIER_LAYERS,
+                                      step.reid_loss)
 
         def dataset_fn(context: tf.distribute.InputContext, start_step: int) -> tf.data.Dataset:
             # A resumed run gets another seed: it should not replay the batches already seen.
