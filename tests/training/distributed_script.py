@@ -3,6 +3,9 @@
 TensorFlow fixes its devices when it initialises, so the logical CPU devices of the
 multi-device test (and TF_CONFIG of the multi-worker test) need a new process:
 
+    python distributed_script.py killable MODEL_DIR
+        a long single-device run of the real train loop, checkpointing every
+        KILLABLE_CHECKPOINT_EVERY steps, for the test to SIGKILL mid-way
     python distributed_script.py mirrored OUT.npz
         one device vs MirroredStrategy over 2 logical CPUs, same data and weights
     TF_CONFIG=... python distributed_script.py worker OUT.npz DATA_DIR MODEL_DIR
@@ -95,8 +98,44 @@ def worker(out: str, data_dir: str, model_dir: str) -> None:
              chief=strategy_lib.is_chief(strategy), **weights)
 
 
+KILLABLE_TOTAL_STEPS = 400
+KILLABLE_CHECKPOINT_EVERY = 25
+
+
+def killable_trainer():
+    """The trainer of the killable run; the test builds the same one to restore into."""
+    from spreid_tf.training import optimizers, step
+
+    model = tiny_model(seed=0)
+    groups = optimizers.make_variable_groups(model, base_lr=0.1, total_steps=KILLABLE_TOTAL_STEPS, num_decays=4,
+                                             decay_rate=0.5, momentum=0.9, weight_decay=5e-4,
+                                             head_layers=optimizers.REID_CLASSIFIER_LAYERS, head_lr_multiplier=10.0)
+    return step.Trainer(tf.distribute.get_strategy(), model, groups, step.reid_loss, clip_norm=2.0)
+
+
+def killable_dataset_fn(ctx: tf.distribute.InputContext, start_step: int = 0) -> tf.data.Dataset:
+    images, labels = random_batches()
+
+    def slow(x, y):
+        # ~10 ms a batch, so the test can kill the run between checkpoints.
+        tf.py_function(lambda: __import__("time").sleep(0.01), [], [])
+        return x, y
+
+    ds = tf.data.Dataset.from_tensor_slices((images, labels)).repeat()
+    return ds.batch(ctx.get_per_replica_batch_size(GLOBAL_BATCH), drop_remainder=True).map(slow)
+
+
+def killable(model_dir: str) -> None:
+    from spreid_tf.training import loop
+
+    loop.train_loop(killable_trainer(), killable_dataset_fn, total_steps=KILLABLE_TOTAL_STEPS, model_dir=model_dir,
+                    global_batch_size=GLOBAL_BATCH, checkpoint_every=KILLABLE_CHECKPOINT_EVERY, log_every=50)
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "mirrored":
+    if sys.argv[1] == "killable":
+        killable(sys.argv[2])
+    elif sys.argv[1] == "mirrored":
         mirrored(sys.argv[2])
     elif sys.argv[1] == "worker":
         worker(*sys.argv[2:5])

@@ -1,0 +1,58 @@
+"""A training process killed with SIGKILL resumes at its last checkpoint (subprocess)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import distributed_script as script
+from spreid_tf.training import loop
+
+SCRIPT = os.path.abspath(script.__file__)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_at_the_checkpointed_step_with_the_schedule_lr(tmp_path):
+    model_dir = str(tmp_path / "run")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
+    proc = subprocess.Popen([sys.executable, SCRIPT, "killable", model_dir], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 300
+        while True:
+            latest = tf.train.latest_checkpoint(model_dir)
+            # Past the first decay (every 100 of the 400 steps), so the LR is not the base one.
+            if latest and int(latest.rsplit("-", 1)[1]) >= 125:
+                break
+            assert proc.poll() is None, f"the run ended before it was killed: {proc.stderr.read()[-2000:]}"
+            assert time.time() < deadline, "no checkpoint past step 125 within 300 s"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+
+    latest = tf.train.latest_checkpoint(model_dir)
+    step = int(latest.rsplit("-", 1)[1])
+    assert step % script.KILLABLE_CHECKPOINT_EVERY == 0 and step < script.KILLABLE_TOTAL_STEPS
+    trainer = script.killable_trainer()
+    assert loop.restore_latest(trainer.checkpoint(), model_dir) == latest
+    assert int(trainer.step.numpy()) == step
+    decay = 0.5 ** (step // (script.KILLABLE_TOTAL_STEPS // 4))
+    assert trainer.learning_rates() == pytest.approx({"body": 0.1 * decay, "head": 1.0 * decay})
+    momenta = [v for v in trainer.groups[0].optimizer.variables if "momentum" in v.path]
+    assert momenta and any(np.abs(m.numpy()).max() > 0 for m in momenta)
+
+    result = loop.train_loop(trainer, script.killable_dataset_fn, total_steps=script.KILLABLE_TOTAL_STEPS,
+                             model_dir=model_dir, global_batch_size=script.GLOBAL_BATCH,
+                             checkpoint_every=script.KILLABLE_CHECKPOINT_EVERY, stop_after=step + 2)
+    assert (result.start_step, result.final_step) == (step, step + 2)
