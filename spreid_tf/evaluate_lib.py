@@ -142,6 +142,19 @@ def cached_features(model: keras.Model, model_path: str | os.PathLike, converted
     return features
 
 
+MARKET = "market1501"
+CUHK03_CLASSIC = "cuhk03_classic"
+
+
+def protocol_of(manifest: dict) -> str:
+    """The evaluation protocol of a conversion: CUHK03's classic split (single-shot CMC, one
+    gallery entry per identity drawn at random) or the Market-1501 rule (everything else,
+    CUHK03 767/700 included)."""
+    if manifest["dataset"] == "cuhk03" and manifest.get("info", {}).get("protocol") == "classic":
+        return CUHK03_CLASSIC
+    return MARKET
+
+
 def first_hit_ranks(distmat: np.ndarray, q_pids, g_pids, q_camids, g_camids, chunk: int = 512) -> np.ndarray:
     """0-based rank of each query's first correct match under the Market rule (-1: none).
 
@@ -210,9 +223,10 @@ def evaluate_reid(
 ) -> dict:
     """Evaluates `<model_dir>/model.keras` on a converted benchmark's query/gallery splits.
 
-    Protocol: the Market-1501/DukeMTMC rule (also CUHK03 767/700 and the small benchmarks'
-    query/gallery): gallery entries with the query's id and camera are excluded, junk
-    ignored, distractors are wrong matches. With `combine_dirs`, the embeddings of each
+    Protocol (`protocol_of`): the Market-1501/DukeMTMC rule (also CUHK03 767/700 and the small
+    benchmarks' query/gallery): gallery entries with the query's id and camera are excluded,
+    junk ignored, distractors are wrong matches; a CUHK03 classic conversion is scored with
+    `metrics.evaluate_cuhk03_classic` (its one split; average the 20 conversions for the table). With `combine_dirs`, the embeddings of each
     model (each from its own model_dir, same dataset) are l2-normalised and concatenated.
 
     Writes to `output_dir`: results.json, results.md, cmc.png, ranked/*.png (chosen
@@ -248,15 +262,16 @@ def evaluate_reid(
 
     q_emb, g_emb = embeddings("query"), embeddings("gallery")
     name = model_dirs[0].name if len(model_dirs) == 1 else " + ".join(d.name for d in model_dirs)
+    protocol = protocol_of(manifest)
+    score = metrics.evaluate_cuhk03_classic if protocol == CUHK03_CLASSIC else metrics.evaluate_rank
+    distmat = metrics.pairwise_distance(q_emb, g_emb, metric)
     rows = {}
-    result = metrics.evaluate_features(q_emb, g_emb, q.person_id, g.person_id, q.camera_id, g.camera_id,
-                                       metric=metric)
+    result = score(distmat, q.person_id, g.person_id, q.camera_id, g.camera_id)
     rows[name] = result.as_dict()
     curves = {name: result.cmc}
-    distmat = metrics.pairwise_distance(q_emb, g_emb, metric)
     if rerank_results:
         reranked = rerank.re_ranking(q_emb, g_emb, metric=metric, **(rerank_options or {}))
-        rr = metrics.evaluate_rank(reranked, q.person_id, g.person_id, q.camera_id, g.camera_id)
+        rr = score(reranked, q.person_id, g.person_id, q.camera_id, g.camera_id)
         rows[f"{name} + re-ranking"] = rr.as_dict()
         curves[f"{name} + re-ranking"] = rr.cmc
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -300,6 +315,7 @@ def evaluate_reid(
 
     results = {
         "dataset": manifest["dataset"], "converted_dir": str(converted_dir), "metric": metric,
+        "protocol": protocol,
         "models": [str(d) for d in model_dirs], "num_query": len(q), "num_gallery": len(g),
         "results": rows, "ranked_lists": sorted(str(p.relative_to(output_dir))
                                                 for p in (output_dir / "ranked").glob("*.png")),

@@ -105,3 +105,22 @@ def test_cli_with_a_spreid_model_writes_parsing_figures(market, tmp_path):
     results = json.loads((tmp_path / "eval_market1501" / "results.json").read_text())
     assert len(results["parsing_figures"]) == 2
     assert all((tmp_path / "eval_market1501" / p).is_file() for p in results["parsing_figures"])
+
+
+def test_protocol_follows_the_manifest():
+    assert evaluate_lib.protocol_of({"dataset": "cuhk03", "info": {"protocol": "classic"}}) == "cuhk03_classic"
+    assert evaluate_lib.protocol_of({"dataset": "cuhk03", "info": {"protocol": "767/700"}}) == "market1501"
+    assert evaluate_lib.protocol_of({"dataset": "market1501", "info": {}}) == "market1501"
+
+
+def test_cuhk03_classic_conversion_is_scored_single_shot(model_dirs, tmp_path):
+    write_benchmark("cuhk03", tmp_path / "raw")
+    convert.convert_dataset("cuhk03", tmp_path / "raw", tmp_path / "tf")
+    converted = tmp_path / "tf" / "cuhk03"
+    results = evaluate_lib.evaluate_reid(model_dirs[0], converted, tmp_path / "out", num_worst=1, use_cache=False)
+    assert results["protocol"] == "cuhk03_classic"
+    q, g = (_reference_features(model_dirs[0], converted, s) for s in ("query", "gallery"))
+    distmat = metrics.pairwise_distance(q.embedding, g.embedding)
+    expected = metrics.evaluate_cuhk03_classic(distmat, q.person_id, g.person_id, q.camera_id, g.camera_id)
+    (row,) = results["results"].values()
+    assert row["cmc"] == pytest.approx(expected.as_dict()["cmc"], abs=1e-9)
