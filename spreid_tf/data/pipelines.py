@@ -226,6 +226,36 @@ def _with_seeds(ds: tf.data.Dataset, base_seed: int) -> tf.data.Dataset:
     return tf.data.Dataset.zip((ds, seeds))
 
 
+def _training_batches(
+    files: list[str],
+    parse,
+    *,
+    batch_size: int,
+    shuffle_buffer: int,
+    seed: int | None,
+    input_context: tf.distribute.InputContext | None,
+    deterministic: bool,
+    cycle_length: int | None,
+    num_parallel_calls: int,
+    repeat: bool,
+) -> tf.data.Dataset:
+    """Shuffled records, each with its stateless seed, parsed by `parse(serialized, seed)`,
+    batched with the remainder dropped and prefetched (the re-id and parsing training tail)."""
+    ds = _training_records(
+        files,
+        shuffle_buffer=shuffle_buffer,
+        seed=seed,
+        deterministic=deterministic,
+        cycle_length=cycle_length,
+        num_parallel_calls=num_parallel_calls,
+        repeat=repeat,
+    )
+    ds = _with_seeds(ds, _base_seed(seed, input_context))
+    ds = ds.map(parse, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+    ds = ds.batch(batch_size, drop_remainder=True)
+    return _finish(ds, deterministic)
+
+
 def _finish(ds: tf.data.Dataset, deterministic: bool) -> tf.data.Dataset:
     options = tf.data.Options()
     options.deterministic = deterministic
@@ -332,19 +362,18 @@ def train_dataset(
         image.set_shape([*size, 3])
         return image, label
 
-    ds = _training_records(
+    return _training_batches(
         files,
+        parse,
+        batch_size=batch_size,
         shuffle_buffer=shuffle_buffer,
         seed=seed,
+        input_context=input_context,
         deterministic=deterministic,
         cycle_length=cycle_length,
         num_parallel_calls=num_parallel_calls,
         repeat=repeat,
     )
-    ds = _with_seeds(ds, _base_seed(seed, input_context))
-    ds = ds.map(parse, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
-    ds = ds.batch(batch_size, drop_remainder=True)
-    return _finish(ds, deterministic)
 
 
 def eval_dataset(
@@ -565,16 +594,15 @@ def parsing_dataset(
         mask.set_shape([*crop, 1])
         return image, mask
 
-    ds = _training_records(
+    return _training_batches(
         files,
+        parse_train,
+        batch_size=batch_size,
         shuffle_buffer=shuffle_buffer,
         seed=seed,
+        input_context=input_context,
         deterministic=deterministic,
         cycle_length=cycle_length,
         num_parallel_calls=num_parallel_calls,
         repeat=repeat,
     )
-    ds = _with_seeds(ds, _base_seed(seed, input_context))
-    ds = ds.map(parse_train, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
-    ds = ds.batch(batch_size, drop_remainder=True)
-    return _finish(ds, deterministic)
