@@ -83,11 +83,16 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def extract_features(model: keras.Model, files: Sequence[str | os.PathLike], image_size: tuple[int, int],
-                     batch_size: int = 64, log_every: int = 20) -> FeatureSet:
-    """Embeddings of every record of `files` (in file order), with progress lines (rate, ETA)."""
+                     batch_size: int = 64, log_every: int = 20, total: int | None = None) -> FeatureSet:
+    """Embeddings of every record of `files` (in file order), with progress lines (rate, ETA).
+
+    `total` (the record count, for the ETA) is counted with an extra pass over the files
+    when not given; converted splits know it from their manifest.
+    """
     embed = tf.function(lambda x: model(x, training=False)["embedding"],
                         input_signature=[tf.TensorSpec([None, *image_size, 3], tf.uint8)])
-    total = sum(1 for _ in tf.data.TFRecordDataset([str(f) for f in files]))
+    if total is None:
+        total = sum(1 for _ in tf.data.TFRecordDataset([str(f) for f in files]))
     parts: dict[str, list] = {"embedding": [], "person_id": [], "camera_id": [], "filename": []}
     start, done = time.time(), 0
     dataset = pipelines.eval_dataset([str(f) for f in files], batch_size=batch_size, image_size=tuple(image_size))
@@ -106,9 +111,8 @@ def extract_features(model: keras.Model, files: Sequence[str | os.PathLike], ima
     return FeatureSet(**{k: np.concatenate(v) for k, v in parts.items()})
 
 
-def _cache_key(model_path: Path, converted_dir: Path, split: str, image_size) -> dict:
+def _cache_key(model_path: Path, converted_dir: Path, manifest: dict, split: str, image_size) -> dict:
     stat = model_path.stat() if model_path.is_file() else None
-    manifest = load_manifest(converted_dir)
     return {"version": CACHE_VERSION, "model": str(model_path.resolve()),
             "model_mtime": stat.st_mtime if stat else None, "model_size": stat.st_size if stat else None,
             "data": str(converted_dir.resolve()), "data_created": manifest.get("created"),
@@ -123,16 +127,18 @@ def cached_features(model: keras.Model, model_path: str | os.PathLike, converted
     converted_dir = Path(converted_dir)
     image_size = tuple(image_size or model_image_size(model))
     files = split_shards(converted_dir, split)
+    manifest = load_manifest(converted_dir)
+    total = manifest["splits"][split]["num_images"]
     if cache_dir is None:
-        return extract_features(model, files, image_size, batch_size)
-    key = _cache_key(Path(model_path), converted_dir, split, image_size)
+        return extract_features(model, files, image_size, batch_size, total=total)
+    key = _cache_key(Path(model_path), converted_dir, manifest, split, image_size)
     path = Path(cache_dir) / f"features_{converted_dir.name}_{split}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as cached:
             if json.loads(str(cached["key"])) == key:
                 logger.info("features: reusing %s", path)
                 return FeatureSet(**{f.name: cached[f.name] for f in dataclasses.fields(FeatureSet)})
-    features = extract_features(model, files, image_size, batch_size)
+    features = extract_features(model, files, image_size, batch_size, total=total)
 
     def write(tmp):
         with open(tmp, "wb") as f:
