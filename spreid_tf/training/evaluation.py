@@ -10,10 +10,11 @@ import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from spreid_tf import metrics
 from spreid_tf.evaluate_lib import extract_features
-from spreid_tf.data import pipelines
+from spreid_tf.data import schema
 from spreid_tf.data.manifest import split_shards
 
 
@@ -45,12 +46,13 @@ def chance_reid(converted_dir: str | os.PathLike, trials: int = 200, seed: int =
     Averages `trials` evaluations of random features; needs only the ids, not images.
     """
     def ids(split: str) -> tuple[np.ndarray, np.ndarray]:
-        ds = pipelines.eval_dataset([str(p) for p in split_shards(converted_dir, split)], batch_size=256,
-                                    image_size=(8, 8))
+        # Only the ids are needed: parse the records, decode no image.
+        ds = tf.data.TFRecordDataset([str(p) for p in split_shards(converted_dir, split)]).batch(256)
         pids, cams = [], []
-        for batch in ds:
-            pids.append(batch["person_id"].numpy())
-            cams.append(batch["camera_id"].numpy())
+        for serialized in ds:
+            features = schema.parse_reid_example(serialized)
+            pids.append(features[schema.PERSON_ID].numpy())
+            cams.append(features[schema.CAMERA_ID].numpy())
         return np.concatenate(pids), np.concatenate(cams)
 
     q_pids, q_cams = ids("query")
