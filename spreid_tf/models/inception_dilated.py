@@ -1,12 +1,21 @@
-"""InceptionV3* : InceptionV3 at output stride 16, for human parsing (DeepLab style).
+"""InceptionV3* : InceptionV3 at output stride 16 (or 8), for human parsing (DeepLab style).
 
-The last grid reduction (`mixed8`) runs at stride 1 ("same" padding instead of
-"valid"), and the 3x3, 1x3 and 3x1 convolutions of the last Inception blocks
-(`mixed9`, `mixed10`) are dilated with rate 2, so their receptive fields match
-the plain network's. Kernel shapes do not change, so the network loads exactly
-the plain network's weights: we build the plain keras.applications InceptionV3
-(with whatever `weights` asks for), clone it with the modified layer configs, and
-copy the weights layer by layer in graph (block) order, asserting names and shapes.
+Output stride 16 (the paper's): the last grid reduction (`mixed8`) runs at stride 1
+("same" padding instead of "valid"), and the 3x3, 1x3 and 3x1 convolutions of the
+last Inception blocks (`mixed9`, `mixed10`) are dilated with rate 2, so their
+receptive fields match the plain network's.
+
+Output stride 8 (DeepLab's `output_stride=8`, for small inputs): the grid
+reduction before (`mixed3`) runs at stride 1 as well, the non-1x1 convolutions of
+`mixed4`..`mixed7` are dilated with rate 2, and those of `mixed9`, `mixed10` with
+rate 4. At the demo's 128 px people a stride-16 grid has 8 cells from head to
+feet and cannot draw a shoe; stride 8 keeps the paper's cells-per-person ratio
+closer (at 512 px the paper's grid has 32).
+
+Kernel shapes do not change, so the network loads exactly the plain network's
+weights: we build the plain keras.applications InceptionV3 (with whatever
+`weights` asks for), clone it with the modified layer configs, and copy the
+weights layer by layer in graph (block) order, asserting names and shapes.
 """
 
 from __future__ import annotations
@@ -15,18 +24,18 @@ import keras
 
 from spreid_tf.models.backbones import build_backbone
 
-# Blocks after mixed7, in graph order; mixed7/8/9 are bottlenecks (every later
-# layer depends on them), so positions in `model.layers` partition the blocks.
-_REDUCTION_BLOCK = "mixed8"
-_DILATED_BLOCKS = ("mixed9", "mixed10")
+# Blocks after mixed2, in graph order; every mixedN is a bottleneck (every later
+# layer depends on it), so positions in `model.layers` partition the blocks.
+_BLOCKS = tuple(f"mixed{i}" for i in range(3, 11))
+OUTPUT_STRIDES = (8, 16)
 
 
 def _block_of_layers(model: keras.Model) -> dict[str, str]:
-    """Maps each layer name after `mixed7` to its block ("mixed8", "mixed9", "mixed10")."""
+    """Maps each layer name after `mixed2` to its block ("mixed3" ... "mixed10")."""
     names = [layer.name for layer in model.layers]
     blocks = {}
-    start = names.index("mixed7") + 1
-    for block in (_REDUCTION_BLOCK,) + _DILATED_BLOCKS:
+    start = names.index("mixed2") + 1
+    for block in _BLOCKS:
         end = names.index(block) + 1
         for name in names[start:end]:
             blocks[name] = block
@@ -34,17 +43,28 @@ def _block_of_layers(model: keras.Model) -> dict[str, str]:
     return blocks
 
 
-def _dilated_clone_function(blocks: dict[str, str], rate: int):
+def _block_plan(output_stride: int, rate: int) -> tuple[set[str], dict[str, int]]:
+    """(grid reductions kept at stride 1, {block: dilation rate}) for an output stride."""
+    if output_stride == 16:
+        return {"mixed8"}, {"mixed9": rate, "mixed10": rate}
+    if output_stride == 8:
+        plan = {f"mixed{i}": rate for i in range(4, 8)}
+        plan.update({"mixed9": 2 * rate, "mixed10": 2 * rate})
+        return {"mixed3", "mixed8"}, plan
+    raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}")
+
+
+def _dilated_clone_function(blocks: dict[str, str], reductions: set[str], rates: dict[str, int]):
     def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
         config = layer.get_config()
         block = blocks.get(layer.name)
-        if block == _REDUCTION_BLOCK and tuple(config.get("strides", (1, 1))) == (2, 2):
+        if block in reductions and tuple(config.get("strides", (1, 1))) == (2, 2):
             # Conv2D and MaxPooling2D of the grid reduction: keep the grid.
             config["strides"] = (1, 1)
             config["padding"] = "same"
-        elif block in _DILATED_BLOCKS and isinstance(layer, keras.layers.Conv2D) \
+        elif block in rates and isinstance(layer, keras.layers.Conv2D) \
                 and tuple(config["kernel_size"]) != (1, 1):
-            config["dilation_rate"] = (rate, rate)
+            config["dilation_rate"] = (rates[block], rates[block])
         return layer.__class__.from_config(config)
 
     return clone
@@ -79,6 +99,7 @@ def build_dilated_inception_v3(
     weights: str | None = None,
     rate: int = 2,
     model_name: str = "inception_v3_dilated",
+    output_stride: int = 16,
 ) -> keras.Model:
     """Builds InceptionV3* (output stride 16) taking raw RGB in [0, 255].
 
@@ -86,13 +107,17 @@ def build_dilated_inception_v3(
         input_shape: (H, W, 3); H, W may be None.
         weights: None, "imagenet" or a local keras.applications InceptionV3 weights file;
             loaded into the plain network and copied over unchanged.
-        rate: dilation rate of the last blocks' 3x3 / 1x3 / 3x1 convolutions.
+        rate: dilation rate of the last blocks' 3x3 / 1x3 / 3x1 convolutions
+            (output stride 8: of mixed4-7; mixed9-10 get twice this rate).
+        output_stride: 16 (the paper's) or 8.
 
     Returns:
-        A model mapping `(B, H, W, 3)` to `(B, ~H/16, ~W/16, 2048)` features.
+        A model mapping `(B, H, W, 3)` to `(B, ~H/s, ~W/s, 2048)` features, s = output_stride.
     """
+    reductions, rates = _block_plan(output_stride, rate)
     plain = build_backbone("inception_v3", input_shape, weights)
-    dilated = keras.models.clone_model(plain, clone_function=_dilated_clone_function(_block_of_layers(plain), rate))
+    dilated = keras.models.clone_model(
+        plain, clone_function=_dilated_clone_function(_block_of_layers(plain), reductions, rates))
     transfer_weights(plain, dilated)
     # clone_model keeps the layer names; give the model its own.
     return keras.Model(dilated.input, dilated.output, name=model_name)

@@ -6,12 +6,13 @@ import contextlib
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 
 import keras
 import tensorflow as tf
 
-from spreid_tf.training import optimizers, step
+from spreid_tf.training import optimizers, precise_bn, step
 from spreid_tf.training import strategy as strategy_lib
 from spreid_tf.training.config import RuntimeConfig
 
@@ -83,6 +84,16 @@ def write_json(document: dict, path: str, strategy: tf.distribute.Strategy) -> N
             json.dump(document, f, indent=2)
 
 
+def log_learning_rates(groups, opt) -> None:
+    """Logs each group's effective starting rate, its multiplier, schedule, warm-up and clipping."""
+    parts = [f"{g.name} ({len(g.variables)} variables) {opt.learning_rate * g.lr_multiplier:.4g} "
+             f"(x{g.lr_multiplier:g})" for g in groups]
+    warmup = (f", linear warm-up over {opt.warmup_steps} steps from x{opt.warmup_factor:g}"
+              if opt.warmup_steps else ", no warm-up")
+    logger.info("Learning rates: %s; %s schedule%s; global clip norm %s; weight decay %g", "; ".join(parts),
+                opt.schedule, warmup, opt.clip_norm or "off", opt.weight_decay)
+
+
 def make_trainer(strategy: tf.distribute.Strategy, model: keras.Model, opt, runtime: RuntimeConfig,
                  head_layers, loss_fn):
     """Variable groups (one SGD each; `head_layers` get `opt.head_lr_multiplier`) and the train step.
@@ -99,6 +110,21 @@ def make_trainer(strategy: tf.distribute.Strategy, model: keras.Model, opt, runt
             model, base_lr=opt.learning_rate, total_steps=opt.total_steps, schedule=opt.schedule,
             num_decays=opt.num_decays, decay_rate=opt.decay_rate, power=opt.poly_power,
             momentum=opt.momentum, nesterov=opt.nesterov, weight_decay=opt.weight_decay,
-            head_layers=head_layers, head_lr_multiplier=opt.head_lr_multiplier)
+            head_layers=head_layers, head_lr_multiplier=opt.head_lr_multiplier,
+            warmup_steps=opt.warmup_steps, warmup_factor=opt.warmup_factor)
+    log_learning_rates(groups, opt)
     return step.Trainer(strategy, model, groups, loss_fn, clip_norm=opt.clip_norm,
                         mixed_precision=runtime.mixed_precision, jit_compile=runtime.jit_compile)
+
+
+def recompute_batch_norm(model: keras.Model, dataset: tf.data.Dataset, num_batches: int) -> None:
+    """Precise batch norm after training (`training.precise_bn`), from a non-distributed `dataset`.
+
+    Every worker runs the same seeded batches, so all copies of the model get the
+    same statistics.
+    """
+    if num_batches > 0:
+        start = time.perf_counter()
+        used = precise_bn.recompute_batch_norm_statistics(model, dataset, num_batches)
+        logger.info("Batch-norm statistics recomputed from %d training batches (%.1f s)", used,
+                    time.perf_counter() - start)

@@ -39,6 +39,11 @@ class OptimizationConfig:
         clip_norm: global gradient-norm clipping over all groups; 0 = off.
         head_lr_multiplier: learning rate of the head layers over the base rate
             (parsing: ASPP + classifier at 10x; re-id: the classifier, default 1).
+        warmup_steps: linear warm-up from warmup_factor x the rate (0 = none, the
+            paper's runs from ImageNet weights; runs from random weights need one).
+        warmup_factor: the warm-up's starting fraction.
+        precise_bn_batches: after training, the batch-norm moving averages are
+            recomputed from this many training batches (training.precise_bn); 0 = off.
     """
 
     batch_size: int = 15
@@ -53,8 +58,13 @@ class OptimizationConfig:
     weight_decay: float = 5e-4
     clip_norm: float = 2.0
     head_lr_multiplier: float = 1.0
+    warmup_steps: int = 0
+    warmup_factor: float = 0.1
+    precise_bn_batches: int = 100
 
     def __post_init__(self):
+        if self.warmup_steps < 0 or not 0 <= self.warmup_factor <= 1 or self.precise_bn_batches < 0:
+            raise ValueError(f"need warmup_steps >= 0, 0 <= warmup_factor <= 1, precise_bn_batches >= 0: {self}")
         if self.batch_size < 1 or self.total_steps < 1 or self.num_decays < 1:
             raise ValueError(f"batch_size, total_steps and num_decays must be positive: {self}")
         if self.learning_rate <= 0 or self.head_lr_multiplier <= 0:
@@ -155,6 +165,9 @@ class ParsingConfig:
         weights: backbone initialisation: "imagenet", a local file, or None.
         aspp_rates: dilation rates of the ASPP 3x3 branches (the paper: 3, 6, 9, 12 at
             512x512, i.e. a 32x32 feature grid; scale them down with the crop size).
+        output_stride: 16 (the paper's InceptionV3*) or 8 (finer logits for small crops).
+        aspp_filters: width of an ASPP atrous branch (the authors': 256; the other
+            branches scale with it).
         evaluate: mean IoU on the val split at the end.
         eval_batch_size: batch size of the evaluation.
         shuffle_buffer: records in the training pipeline's shuffle buffer.
@@ -166,6 +179,8 @@ class ParsingConfig:
     max_scale: float = 2.0
     weights: str | None = "imagenet"
     aspp_rates: tuple[int, ...] = (3, 6, 9, 12)
+    output_stride: int = 16
+    aspp_filters: int = 256
     evaluate: bool = True
     eval_batch_size: int = 8
     shuffle_buffer: int = 2048
@@ -175,6 +190,8 @@ class ParsingConfig:
     def __post_init__(self):
         object.__setattr__(self, "crop_size", tuple(self.crop_size))
         object.__setattr__(self, "aspp_rates", tuple(int(r) for r in self.aspp_rates))
+        if self.output_stride not in (8, 16) or self.aspp_filters < 1:
+            raise ValueError(f"output_stride must be 8 or 16 and aspp_filters positive: {self}")
 
 
 def to_dict(config: Any) -> dict:

@@ -67,6 +67,11 @@ def define_optimization_flags(total_steps: int = 200_000, learning_rate: float =
                        **kw)
     flags.DEFINE_float("head_lr_multiplier", head_lr_multiplier, "Learning rate of the head (parsing: ASPP + "
                        "classifier; re-id: the classifier) over the base rate.", **kw)
+    flags.DEFINE_integer("warmup_steps", 0, "Linear learning-rate warm-up over this many steps, from "
+                         "warmup_factor x the rate (0 = none; use one when training from random weights).", **kw)
+    flags.DEFINE_float("warmup_factor", 0.1, "Starting fraction of the warm-up.", **kw)
+    flags.DEFINE_integer("precise_bn_batches", 100, "After training, recompute the batch-norm moving averages "
+                         "from this many training batches (0 = keep the moving averages).", **kw)
 
 
 def define_runtime_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -121,6 +126,10 @@ def define_parsing_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_float("max_scale", 2.0, "Largest random scale of the training images.", **kw)
     flags.DEFINE_string("weights", "imagenet", "Backbone initialisation: imagenet, none, or a weights file.", **kw)
     flags.DEFINE_list("aspp_rates", ["3", "6", "9", "12"], "Dilation rates of the ASPP 3x3 branches.", **kw)
+    flags.DEFINE_enum("output_stride", "16", ["8", "16"], "Output stride of InceptionV3* (16: the paper; "
+                      "8: finer logits for small crops).", **kw)
+    flags.DEFINE_integer("aspp_filters", 256, "Width of an ASPP atrous branch (the authors': 256; the pooling "
+                         "and 1x1 branches are 2x, the projection 4x).", **kw)
     flags.DEFINE_boolean("evaluate", True, "Mean IoU on LIP val at the end (if converted).", **kw)
     flags.DEFINE_integer("eval_batch_size", 8, "Evaluation batch size.", **kw)
     flags.DEFINE_integer("shuffle_buffer", 2048, "Records in the shuffle buffer.", **kw)
@@ -131,7 +140,9 @@ def optimization_config_from_flags(values: flags.FlagValues) -> OptimizationConf
         batch_size=values.batch_size, total_steps=values.total_steps, learning_rate=values.learning_rate,
         schedule=values.schedule, num_decays=values.num_decays, decay_rate=values.decay_rate,
         poly_power=values.poly_power, momentum=values.momentum, nesterov=values.nesterov,
-        weight_decay=values.weight_decay, clip_norm=values.clip_norm, head_lr_multiplier=values.head_lr_multiplier)
+        weight_decay=values.weight_decay, clip_norm=values.clip_norm, head_lr_multiplier=values.head_lr_multiplier,
+        warmup_steps=values.warmup_steps, warmup_factor=values.warmup_factor,
+        precise_bn_batches=values.precise_bn_batches)
 
 
 def runtime_config_from_flags(values: flags.FlagValues) -> RuntimeConfig:
@@ -158,6 +169,7 @@ def parsing_config_from_flags(values: flags.FlagValues) -> ParsingConfig:
     return ParsingConfig(
         train_data=values.train_data, crop_size=_size(values.crop_size, "crop_size"), min_scale=values.min_scale,
         max_scale=values.max_scale, weights=_weights(values.weights),
-        aspp_rates=tuple(int(r) for r in values.aspp_rates), evaluate=values.evaluate,
+        aspp_rates=tuple(int(r) for r in values.aspp_rates), output_stride=int(values.output_stride),
+        aspp_filters=values.aspp_filters, evaluate=values.evaluate,
         eval_batch_size=values.eval_batch_size, shuffle_buffer=values.shuffle_buffer,
         optimization=optimization_config_from_flags(values), runtime=runtime_config_from_flags(values))

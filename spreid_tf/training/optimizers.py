@@ -119,6 +119,8 @@ def make_variable_groups(
     weight_decay: float | None = 5e-4,
     head_layers: Sequence[str] = (),
     head_lr_multiplier: float = 1.0,
+    warmup_steps: int = 0,
+    warmup_factor: float = 0.1,
 ) -> list[VariableGroup]:
     """Builds the optimizer groups of `model`: "body" (x1) and, if asked, "head".
 
@@ -131,7 +133,8 @@ def make_variable_groups(
         The groups, body first.
     """
     def optimizer(lr: float, name: str) -> GroupSGD:
-        sched = schedules.build_schedule(schedule, lr, total_steps, num_decays, decay_rate, power)
+        sched = schedules.build_schedule(schedule, lr, total_steps, num_decays, decay_rate, power,
+                                         warmup_steps, warmup_factor)
         return make_sgd(sched, momentum, nesterov, weight_decay, name=name)
 
     if not head_layers or head_lr_multiplier == 1.0:

@@ -45,11 +45,12 @@ def train_parsing(config: ParsingConfig, model_dir: str) -> dict:
         common.seed_everything(runtime.seed)
         with strategy.scope():
             model = build_parsing_model(input_shape=(None, None, 3), weights=config.weights,
-                                        aspp_rates=config.aspp_rates)
+                                        aspp_rates=config.aspp_rates, output_stride=config.output_stride,
+                                        aspp_filters=config.aspp_filters)
         trainer = common.make_trainer(strategy, model, opt, runtime, optimizers.PARSING_HEAD_LAYERS,
                                       step.parsing_loss)
 
-        def dataset_fn(context: tf.distribute.InputContext, start_step: int) -> tf.data.Dataset:
+        def dataset_fn(context: tf.distribute.InputContext | None, start_step: int) -> tf.data.Dataset:
             seed = None if runtime.seed is None else runtime.seed + start_step
             return pipelines.parsing_dataset(list(data.train_files), batch_size=opt.batch_size,
                                              crop_size=config.crop_size, training=True,
@@ -66,11 +67,14 @@ def train_parsing(config: ParsingConfig, model_dir: str) -> dict:
         if result.final_step < opt.total_steps:
             logger.info("Stopped at step %d of %d; run again to resume", result.final_step, opt.total_steps)
             return summary
+        common.recompute_batch_norm(model, dataset_fn(None, (runtime.seed or 0) + opt.total_steps),
+                                    opt.precise_bn_batches)
         summary["model"] = common.save_model(model, os.path.join(model_dir, PARSING_FILENAME), strategy)
         if config.evaluate and data.val_files:
             summary["eval"] = evaluate_lib.evaluate_parsing(model, list(data.val_files), config.crop_size,
                                                           config.eval_batch_size)
-            logger.info("LIP val: pixel accuracy %.4f, mean IoU %.4f", summary["eval"]["pixel_accuracy"],
-                        summary["eval"]["mean_iou"])
+            logger.info("LIP val: pixel accuracy %.4f, mean IoU %.4f (20 labels), %.4f (SPReID's five regions)",
+                        summary["eval"]["pixel_accuracy"], summary["eval"]["mean_iou"],
+                        summary["eval"]["group_mean_iou"])
             common.write_json(summary["eval"], os.path.join(model_dir, EVAL_FILENAME), strategy)
     return summary

@@ -123,7 +123,7 @@ def train_and_evaluate(config: ReidConfig, model_dir: str) -> dict:
         trainer = common.make_trainer(strategy, model, opt, runtime, optimizers.REID_CLASSIFIER_LAYERS,
                                       step.reid_loss)
 
-        def dataset_fn(context: tf.distribute.InputContext, start_step: int) -> tf.data.Dataset:
+        def dataset_fn(context: tf.distribute.InputContext | None, start_step: int) -> tf.data.Dataset:
             # A resumed run gets another seed: it should not replay the batches already seen.
             seed = None if runtime.seed is None else runtime.seed + start_step
             return pipelines.train_dataset(list(data.train_files), batch_size=opt.batch_size,
@@ -141,6 +141,9 @@ def train_and_evaluate(config: ReidConfig, model_dir: str) -> dict:
         if result.final_step < opt.total_steps:
             logger.info("Stopped at step %d of %d; run again to resume", result.final_step, opt.total_steps)
             return summary
+        # Same batches on every worker (a fixed seed), so every copy gets the same statistics.
+        common.recompute_batch_norm(model, dataset_fn(None, (runtime.seed or 0) + opt.total_steps),
+                                    opt.precise_bn_batches)
         summary["model"] = common.save_model(model, os.path.join(model_dir, MODEL_FILENAME), strategy)
         if config.evaluate and data.eval_dir is not None:
             summary["eval"] = evaluation.evaluate_reid(model, data.eval_dir, config.input_size,

@@ -68,3 +68,23 @@ def test_transfer_weights_reproduces_the_source():
     np.testing.assert_allclose(np.asarray(target(x)), np.asarray(source(x)), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="layers"):
         transfer_weights(source, build_backbone("resnet50", (64, 64, 3)))
+
+
+def test_output_stride_8_keeps_the_weights_and_halves_the_stride_again(plain_and_dilated):
+    plain, _ = plain_and_dilated
+    dilated8 = build_dilated_inception_v3((None, None, 3), output_stride=8)
+    assert [tuple(w.shape) for w in dilated8.weights] == [tuple(w.shape) for w in plain.weights]
+    x = np.zeros((1, 299, 299, 3), "float32")
+    assert dilated8(x).shape == (1, 35, 35, 2048)  # stride 16: 17 x 17, plain: 8 x 8
+    rates = {layer.name: tuple(layer.dilation_rate) for layer in dilated8.layers
+             if isinstance(layer, keras.layers.Conv2D) and tuple(layer.kernel_size) != (1, 1)}
+    blocks = [layer.name for layer in dilated8.layers]
+
+    def block_of(name):
+        index = blocks.index(name)
+        return next(b for b in (f"mixed{i}" for i in range(11)) if b in blocks and blocks.index(b) >= index)
+    assert {rates[n] for n in rates if block_of(n) in ("mixed4", "mixed5", "mixed6", "mixed7")} == {(2, 2)}
+    assert {rates[n] for n in rates if block_of(n) in ("mixed9", "mixed10")} == {(4, 4)}
+    assert {rates[n] for n in rates if block_of(n) in ("mixed0", "mixed1", "mixed2", "mixed3", "mixed8")} == {(1, 1)}
+    with pytest.raises(ValueError, match="output_stride"):
+        build_dilated_inception_v3(output_stride=4)

@@ -68,3 +68,16 @@ def test_bad_arguments():
         schedules.build_schedule("exponential", 0.01, 0)
     with pytest.raises(ValueError, match="base_lr"):
         schedules.build_schedule("poly", 0.0, 10)
+
+
+def test_linear_warmup_hand_values_and_serialization():
+    # 10 warm-up steps from 0.1x, then the exponential schedule (100 steps, 10 decays of 0.9).
+    schedule = schedules.build_schedule("exponential", 0.02, 100, warmup_steps=10, warmup_factor=0.1)
+    expected = {0: 0.002, 5: 0.02 * 0.55, 9: 0.02 * 0.91, 10: 0.018, 25: 0.02 * 0.81, 99: 0.02 * 0.9 ** 9}
+    for step, value in expected.items():
+        assert _lr(schedule, step) == pytest.approx(value, rel=1e-6), step
+    restored = schedules.LinearWarmup.from_config(schedule.get_config())
+    assert [_lr(restored, s) for s in expected] == pytest.approx([_lr(schedule, s) for s in expected])
+    assert not isinstance(schedules.build_schedule("constant", 0.1, 10), schedules.LinearWarmup)
+    with pytest.raises(ValueError, match="warmup_factor"):
+        schedules.build_schedule("constant", 0.1, 10, warmup_steps=3, warmup_factor=1.5)
