@@ -350,5 +350,12 @@ def evaluate_parsing(model: keras.Model, files: Sequence[str | os.PathLike], cro
     scores = segmentation_metrics.segmentation_scores(confusion)
     names = lip.LABEL_NAMES if num_classes == lip.NUM_CLASSES else [str(i) for i in range(num_classes)]
     scores["iou"] = dict(zip(names, scores.pop("per_class_iou")))
+    if num_classes == lip.NUM_CLASSES:
+        # SPReID pools with five regions, not 20 labels: score those too.
+        grouped = segmentation_metrics.segmentation_scores(
+            segmentation_metrics.group_confusion(confusion, lip.label_to_segmentation_group()))
+        scores["group_mean_iou"] = grouped["mean_iou"]
+        scores["group_pixel_accuracy"] = grouped["pixel_accuracy"]
+        scores["group_iou"] = dict(zip(lip.SEGMENTATION_GROUP_NAMES, grouped["per_class_iou"]))
     scores["num_pixels"] = int(confusion.sum())
     return scores

@@ -55,6 +55,20 @@ GROUP_NAMES: tuple[str, ...] = ("foreground",) + tuple(PART_GROUPS)
 NUM_GROUPS: int = len(GROUP_NAMES)
 
 
+# The five regions a parser is scored on for SPReID (background and the four parts);
+# "foreground" of GROUP_NAMES is their complement of background, not a region of its own.
+SEGMENTATION_GROUP_NAMES: tuple[str, ...] = ("background",) + tuple(PART_GROUPS)
+
+
+def label_to_segmentation_group() -> list[int]:
+    """LIP label -> index into SEGMENTATION_GROUP_NAMES (0 background, 1 head, ..., 4 shoes)."""
+    groups = [0] * NUM_CLASSES
+    for index, labels in enumerate(PART_GROUPS.values(), start=1):
+        for label in labels:
+            groups[label] = index
+    return groups
+
+
 def flip_permutation() -> list[int]:
     """Label permutation applied to a mask (or to class channels) by a horizontal flip."""
     perm = list(range(NUM_CLASSES))

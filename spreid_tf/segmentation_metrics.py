@@ -53,3 +53,19 @@ def segmentation_scores(confusion: np.ndarray) -> dict:
         "mean_iou": float(np.nanmean(iou)),
         "per_class_iou": [None if np.isnan(v) else float(v) for v in iou],
     }
+
+
+def group_confusion(confusion: np.ndarray, label_groups) -> np.ndarray:
+    """Sums a label confusion matrix into groups: `label_groups[i]` is label i's group index.
+
+    E.g. `lip.label_to_segmentation_group()` gives SPReID's five regions (background,
+    head, upper body, lower body, shoes), the regions its pooling maps cover.
+    """
+    confusion = np.asarray(confusion)
+    label_groups = np.asarray(label_groups, np.int64)
+    if label_groups.shape != (confusion.shape[0],):
+        raise ValueError(f"label_groups must give a group for each of the {confusion.shape[0]} labels, "
+                         f"got {label_groups.shape[0]}")
+    num_groups = int(label_groups.max()) + 1
+    onehot = np.eye(num_groups, dtype=np.int64)[label_groups]  # (labels, groups)
+    return onehot.T @ confusion.astype(np.int64) @ onehot

@@ -32,3 +32,20 @@ def test_errors():
         confusion_matrix([0, 20], [0, 0])
     with pytest.raises(ValueError, match="empty confusion"):
         segmentation_scores(np.zeros((3, 3)))
+
+
+def test_group_confusion_equals_relabelling_the_pixels():
+    from spreid_tf import lip
+    from spreid_tf.segmentation_metrics import group_confusion
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, lip.NUM_CLASSES, 500)
+    predictions = rng.integers(0, lip.NUM_CLASSES, 500)
+    groups = np.asarray(lip.label_to_segmentation_group())
+    # Hand-checked facts of the grouping: face is head, coat is upper body, skirt lower, socks shoes.
+    assert [groups[i] for i in (0, 13, 7, 12, 8)] == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(
+        group_confusion(confusion_matrix(labels, predictions, lip.NUM_CLASSES), groups),
+        confusion_matrix(groups[labels], groups[predictions], num_classes=5))
+    with pytest.raises(ValueError, match="group for each"):
+        group_confusion(np.zeros((3, 3)), [0, 1])
