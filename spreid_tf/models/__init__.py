@@ -8,6 +8,7 @@ from spreid_tf.models.spreid import (
     EMBEDDING_DIMS,
     VARIANTS,
     build_baseline_model,
+    build_pooling_probe,
     build_spreid_model,
     combine_embeddings,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "build_baseline_model",
     "build_dilated_inception_v3",
     "build_parsing_model",
+    "build_pooling_probe",
     "build_spreid_model",
     "combine_embeddings",
     "group_lip_probabilities",

@@ -7,6 +7,7 @@ import os
 import keras
 from keras import ops
 
+from spreid_tf import lip
 from spreid_tf.layers import GroupLIPProbabilities, PartMaxPooling, ResizeTo, SemanticPooling, StopGradient
 from spreid_tf.models.backbones import build_backbone, check_backbone, input_shape_from_size
 from spreid_tf.models.parsing import build_parsing_model
@@ -146,6 +147,40 @@ def build_spreid_model(
     embedding = keras.layers.Concatenate(dtype="float32", name="concat")(pieces)
     model_name = name or f"spreid_{variant}_{'shared' if weight_sharing else 'exclusive'}"
     return keras.Model(inputs, _classifier_and_outputs(embedding, num_identities), name=model_name)
+
+
+def build_pooling_probe(model: keras.Model, name: str = "spreid_pooling_probe") -> keras.Model:
+    """SPReID's embedding with the five pooling maps as an input instead of the parser's.
+
+    Shares every layer (and so every weight) of a model from `build_spreid_model`;
+    only the maps change. It measures what the part pooling itself is worth: with
+    ground-truth part masks (an upper bound of the parser), or with uniform maps (all
+    five pooled vectors then equal the global average of the upsampled features,
+    i.e. global average pooling).
+
+    Args:
+        model: a SPReID model (built or loaded from a .keras file).
+
+    Returns:
+        A model taking {"image": (B, H, W, 3) raw RGB at the model's input size,
+        "maps": (B, h, w, 5) non-negative maps in lip.GROUP_NAMES order, any grid}
+        and returning the (B, D) embedding, float32.
+    """
+    names = {layer.name for layer in model.layers}
+    missing = {"reid_backbone", "semantic_pooling", "part_max", "global_pool", "concat"} - names
+    if missing:
+        raise ValueError(f"build_pooling_probe needs a SPReID model; {model.name!r} has no layers {sorted(missing)}")
+    image = keras.Input(model.input_shape[1:], name="image")
+    maps = keras.Input((None, None, lip.NUM_GROUPS), name="maps")
+    reid_image = model.get_layer("reid_resize")(image) if "reid_resize" in names else image
+    features = model.get_layer("reid_backbone")(reid_image)
+    global_features = model.get_layer("global_backbone")(reid_image) if "global_backbone" in names else features
+    foreground, parts = model.get_layer("part_max")(model.get_layer("semantic_pooling")([features, maps]))
+    global_vector = model.get_layer("global_pool")(global_features)
+    with_foreground = len(model.get_layer("concat").input) == 3
+    pieces = [global_vector, foreground, parts] if with_foreground else [global_vector, parts]
+    embedding = model.get_layer("concat")(pieces)
+    return keras.Model({"image": image, "maps": maps}, embedding, name=name)
 
 
 def combine_embeddings(*embeddings):

@@ -150,3 +150,22 @@ def test_combine_embeddings_matches_numpy():
     np.testing.assert_allclose(np.asarray(combine_embeddings(a, b)), expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="different numbers of rows"):
         combine_embeddings(a, b[:2])
+
+
+def test_pooling_probe_reproduces_the_model_and_uniform_maps_give_global_pooling(spreid, images):
+    from spreid_tf.layers import GroupLIPProbabilities  # noqa: F401
+    from spreid_tf.models import build_pooling_probe
+
+    probe = build_pooling_probe(spreid)
+    logits = spreid.get_layer("parsing_branch")(images)
+    maps = np.asarray(spreid.get_layer("semantic_maps")(tf.nn.softmax(logits)))
+    np.testing.assert_allclose(np.asarray(probe({"image": images, "maps": maps})),
+                               np.asarray(spreid(images)["embedding"]), rtol=1e-5, atol=1e-6)
+    # Uniform maps: every pooled vector is the mean of the upsampled features, i.e. (up to the
+    # bilinear resize's border weights) the global average: here the 3 pieces are equal.
+    uniform = np.asarray(probe({"image": images, "maps": np.ones((2, 7, 5, 5), "float32")}))
+    np.testing.assert_allclose(uniform[:, 2048:4096], uniform[:, 4096:], rtol=1e-5, atol=1e-7)
+    # Share the weights: the probe has no variables of its own.
+    assert {id(v) for v in probe.weights} <= {id(v) for v in spreid.weights}
+    with pytest.raises(ValueError, match="needs a SPReID model"):
+        build_pooling_probe(build_baseline_model(3, input_size=SIZE))
