@@ -1,27 +1,36 @@
-"""The whole pipeline in minutes on a CPU: synthetic data -> parsing -> baseline and SPReID -> Table 4.
+"""SPReID's effect in minutes on a CPU: synthetic data -> parser -> baseline vs SPReID, 3 seeds.
 
-    python -m spreid_tf.demo                      # temporary folder, deleted at the end
+    python -m spreid_tf.demo                                  # ~10 min on 2 cores
+    python -m spreid_tf.demo --quick --results_json=r.json    # ~4 min
     python -m spreid_tf.demo --workdir=/tmp/spreid_demo --keep
 
-1. writes the synthetic miniatures of Market-1501 and LIP in their real on-disk
-   layouts (`spreid_tf.data.synthetic`, bad files included) and adds more rendered
-   people to both, in the same layouts, so that the evaluation has enough queries;
-2. converts them to TFRecords with the real readers (`spreid_tf.data.convert`);
-3. trains the parsing model on the synthetic LIP, then the InceptionV3 baseline and
-   SPReID w/fg (with that parsing model, frozen) on the synthetic Market-1501 train
-   split, from random weights, with the library the real runs use
+1. writes a synthetic LIP (the LIP miniature plus rendered people, real layout) and
+   a synthetic *part-layout* Market-1501 (`spreid_tf.data.synthetic.part_layout`):
+   identities share a six-colour palette and differ only in which colour each body
+   part wears, so many pairs carry the same colours on swapped parts. Cameras change
+   light, background, scale, shift and pose. Ground-truth part masks of the test
+   images are written beside the tree (not in it);
+2. converts both with the real readers (`spreid_tf.data.convert`);
+3. trains the parsing model (InceptionV3*, output stride 8 for these small people)
+   on the synthetic LIP and scores it on LIP val (20-label and five-group mean IoU);
+4. for each of three seeds trains the InceptionV3 baseline and SPReID w/fg (with that
+   parser, frozen) from random weights with the library the real runs use
    (`configs/synthetic*.flags` hold the same settings);
-4. evaluates on the synthetic Market-1501 query/gallery with the Market-1501
-   protocol and prints a table shaped like the paper's Table 4, with the chance level
-   and an untrained network for reference.
+5. evaluates every model with one convention (l2-normalised embeddings, euclidean
+   distance, Market-1501 protocol) and prints the table: chance, the untrained
+   network, baseline, SPReID w/fg, and two rows that bound the mechanism: the trained
+   SPReID pooled at test time with the ground-truth part masks instead of the parser
+   (upper bound), and with uniform maps (= global average pooling).
 
-Nothing here is downloaded. Numbers on synthetic people say that the pipeline
-learns, not how well the method works on real data.
+Nothing here is downloaded. The numbers say whether the mechanism works in this code
+(part-aligned pooling beats global pooling when the part layout is what identifies a
+person); they do not say how well SPReID does on real data.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -29,149 +38,156 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import keras
 import numpy as np
+import tensorflow as tf
 from absl import app, flags
 
-from spreid_tf import metrics
-from spreid_tf.data import synthetic
+from spreid_tf import lip, metrics
+from spreid_tf.data import pipelines, synthetic
 from spreid_tf.data.convert import convert_dataset
 from spreid_tf.data.manifest import split_shards
-from spreid_tf.data.synthetic import files, people
-from spreid_tf.models import build_baseline_model, combine_embeddings
-from spreid_tf.training import config as config_lib
+from spreid_tf.data.synthetic import files, part_layout, people
 from spreid_tf.evaluate_lib import FeatureSet, extract_features
+from spreid_tf.models import build_baseline_model, build_pooling_probe
+from spreid_tf.training import config as config_lib
 from spreid_tf.training import evaluation, parsing, reid
 
 logger = logging.getLogger(__name__)
 
-MARKET_DIRNAME = "Market-1501-v15.09.15"  # the folder the Market-1501 miniature writes
-NUM_CAMERAS = 6
+MARKET = "market1501"
 
 
 @dataclasses.dataclass(frozen=True)
 class DemoSettings:
-    """Sizes and lengths of the demo (defaults: a few minutes on 2 CPU cores).
+    """Sizes and lengths of the demo (defaults: under 10 minutes on 2 CPU cores).
 
     Attributes:
-        train_ids, images_per_train_id: synthetic Market-1501 people added to the train split.
-        test_ids: people added to query (one image each) and gallery.
+        train_ids, images_per_train_id: part-layout people of the train split.
+        test_ids: people in query (one image each) and gallery; whole groups of 4
+            (see part_layout), so confusable pairs are in the test set.
         gallery_per_test_id: gallery images per test person from other cameras (plus
             one from the query's camera, which the protocol excludes).
         distractors: gallery images of people never queried (pid 0).
         lip_train, lip_val: synthetic LIP pairs added to train and val.
-        input_size: re-id input (height, width); InceptionV3 needs >= 75 a side.
+        input_size: re-id and parsing input (height, width); InceptionV3 needs >= 75.
         parsing_crop: parsing training crops.
-        aspp_rates: ASPP rates scaled down to the ~5x5 feature grid of the crops.
+        parsing_output_stride: 8: a stride-16 grid has 8 cells from head to feet at
+            128 px and cannot draw shoes (the paper's 512 px LIP crops give 32).
+        aspp_rates, aspp_filters: ASPP scaled down to the ~16x10 grid and the CPU.
         parsing_steps, reid_steps: training iterations.
         parsing_batch, reid_batch: global batch sizes.
-        parsing_learning_rate: parsing backbone rate (ASPP and classifier at 10x).
-        reid_learning_rate: re-id rate.
-        clip_norm: global gradient clipping. Higher than the paper's 2.0: from random
-            weights the stem convolutions' gradients (norm ~1e3) dominate the global
-            norm, and clipping at 2.0 leaves the rest of the network almost frozen.
-        seed: seeds data, weights and input order.
+        parsing_learning_rate, parsing_head_multiplier: parsing rate and the ASPP and
+            classifier's multiple of it (the paper: 10x from ImageNet weights; from random
+            weights 10x drove the head to the label prior, background everywhere).
+        reid_learning_rate, reid_head_multiplier: the same for re-id (a 10x classifier
+            made the loss climb from 5.2 to 13 in the first 24 steps).
+        warmup_steps: linear warm-up of every run (from random weights the first
+            gradients have norms in the hundreds).
+        clip_norm: global gradient clipping; 0 = off: from random weights the first
+            gradients (norms ~100) would be cut to a tenth of the rate or less; the warm-up
+            keeps those steps small instead.
+        precise_bn_batches: batches that recompute the batch-norm statistics after
+            each run (training.precise_bn).
+        seeds: seeds of the re-id runs (the data and the parser use the first).
     """
 
-    train_ids: int = 40
+    train_ids: int = 48
     images_per_train_id: int = 6
-    test_ids: int = 30
+    test_ids: int = 32
     gallery_per_test_id: int = 3
-    distractors: int = 10
-    lip_train: int = 160
-    lip_val: int = 24
+    distractors: int = 8
+    lip_train: int = 192
+    lip_val: int = 32
     input_size: tuple[int, int] = (128, 80)
-    parsing_crop: tuple[int, int] = (96, 96)
-    aspp_rates: tuple[int, ...] = (1, 1, 2, 2)
-    parsing_steps: int = 150
-    reid_steps: int = 300
-    parsing_batch: int = 4
-    reid_batch: int = 8
-    parsing_learning_rate: float = 0.03
-    reid_learning_rate: float = 0.05
-    clip_norm: float = 5.0
-    seed: int = 0
+    parsing_crop: tuple[int, int] = (128, 80)
+    parsing_output_stride: int = 8
+    aspp_rates: tuple[int, ...] = (1, 2, 3, 4)
+    aspp_filters: int = 64
+    parsing_steps: int = 200
+    reid_steps: int = 120
+    parsing_batch: int = 8
+    reid_batch: int = 16
+    parsing_learning_rate: float = 0.05
+    parsing_head_multiplier: float = 1.0
+    reid_learning_rate: float = 0.01
+    reid_head_multiplier: float = 1.0
+    warmup_steps: int = 20
+    clip_norm: float = 0.0
+    precise_bn_batches: int = 8
+    seeds: tuple[int, ...] = (0, 1, 2)
 
 
-# A small run for tests: still learns, about a third of the time.
-QUICK = DemoSettings(train_ids=24, test_ids=20, lip_train=48, lip_val=8, parsing_steps=20, reid_steps=80)
+# Same checks, smaller margins: fewer people and steps.
+QUICK = DemoSettings(train_ids=32, test_ids=24, lip_train=96, lip_val=24, parsing_steps=120, reid_steps=80,
+                     warmup_steps=15)
+
+# Row keys (the --results_json names) and their table labels.
+UNTRAINED, BASELINE, SPREID = "untrained", "baseline", "spreid_w_fg"
+GT_MASKS, UNIFORM_MAPS = "spreid_w_fg_gt_masks", "spreid_w_fg_uniform_maps"
+CHANCE = "chance"
+LABELS = {
+    CHANCE: "Chance (random ranking)",
+    UNTRAINED: "InceptionV3, random weights (no training)",
+    BASELINE: "Baseline (InceptionV3, global average pooling)",
+    SPREID: "SPReID w/fg (parser's part maps)",
+    GT_MASKS: "SPReID w/fg, pooled with ground-truth part masks (test time only)",
+    UNIFORM_MAPS: "SPReID w/fg, pooled with uniform maps = GAP (test time only)",
+}
+TRAINED = (BASELINE, SPREID)
 
 
 @dataclasses.dataclass
 class DemoResult:
-    """Rows of the table (name -> metrics dict), training curves and the parsing scores.
+    """The table's numbers.
 
     Attributes:
-        rows: table row name -> `RankingResult.as_dict()` (mAP, rank1, rank10, ...).
-        training: trained model name -> {"first_loss", "last_loss", "accuracy",
-            "num_identities"}: the first and last logged training windows.
-        parsing: the parsing model's scores on synthetic LIP val.
+        rows: row key -> {"mAP", "rank1", "rank10" (means), "mAP_per_seed",
+            "rank1_per_seed", "rank10_per_seed"} (fractions); "chance" is one value.
+        training: "baseline"/"spreid_w_fg" -> per-seed loss summaries {"first", "min",
+            "last", "accuracy", "num_identities"}.
+        parsing: the parser's scores on synthetic LIP val.
     """
 
     rows: dict[str, dict]
-    training: dict[str, dict]
+    training: dict[str, list[dict]]
     parsing: dict
     num_queries: int
     num_gallery: int
+    seeds: tuple[int, ...]
     seconds: float
     workdir: str
 
-
-BASELINE, SPREID, UNTRAINED = "Baseline (InceptionV3)", "SPReID w/fg", "InceptionV3, random weights (no training)"
+    def as_json(self) -> dict:
+        """The --results_json document."""
+        keys = ("mAP", "rank1", "mAP_per_seed", "rank1_per_seed")
+        return {"rows": {name: {k: self.rows[name][k] for k in keys}
+                         for name in (UNTRAINED, BASELINE, SPREID, GT_MASKS, UNIFORM_MAPS)},
+                "parsing": {k: self.parsing[k] for k in ("group_mean_iou", "mean_iou", "pixel_accuracy")},
+                "seconds": self.seconds,
+                "chance": {k: self.rows[CHANCE][k] for k in ("mAP", "rank1")},
+                "training": self.training, "seeds": list(self.seeds),
+                "protocol": "market1501", "distance": "euclidean on l2-normalised embeddings"}
 
 
 # ------------------------------------------------------------------------------- data
-
-
-def _market_name(pid: int, cam: int, frame: int) -> str:
-    # Market-1501's convention: PPPP_cCsS_FFFFFF_BB.jpg
-    return f"{pid:04d}_c{cam}s1_{frame:06d}_01.jpg"
-
-
-def add_market_people(root: Path, settings: DemoSettings) -> None:
-    """Adds rendered people to a Market-1501 miniature, in its layout and naming.
-
-    Person ids from 1000 (train) and 1500 (test) do not collide with the miniature's.
-    """
-    data = root / MARKET_DIRNAME
-    rng = np.random.default_rng([settings.seed, 1501])
-    frame = 200_000
-
-    def person(directory: str, pid: int, cam: int, identity_seed: int) -> None:
-        nonlocal frame
-        frame += 7
-        files.write_person(data / directory / _market_name(pid, cam, frame), identity_seed,
-                           settings.seed * 31 + cam, frame, 128, 64)
-
-    for i in range(settings.train_ids):
-        pid = 1000 + i
-        for cam in rng.choice(np.arange(1, NUM_CAMERAS + 1), settings.images_per_train_id):
-            person("bounding_box_train", pid, int(cam), 50_000 + 11 * pid)
-    for i in range(settings.test_ids):
-        pid = 1500 + i
-        cams = rng.permutation(np.arange(1, NUM_CAMERAS + 1))
-        query_cam = int(cams[0])
-        person("query", pid, query_cam, 50_000 + 11 * pid)
-        person("bounding_box_test", pid, query_cam, 50_000 + 11 * pid)  # same camera: excluded
-        for cam in cams[1:1 + settings.gallery_per_test_id]:
-            person("bounding_box_test", pid, int(cam), 50_000 + 11 * pid)
-    for i in range(settings.distractors):
-        person("bounding_box_test", 0, int(rng.integers(1, NUM_CAMERAS + 1)), 90_000 + 13 * i)
 
 
 def add_lip_people(root: Path, settings: DemoSettings) -> None:
     """Adds rendered (image, mask) pairs to a LIP miniature, listed in its id files."""
     image_base = root / "LIP" / "TrainVal_images"
     mask_base = root / "LIP" / "TrainVal_parsing_annotations"
-    rng = np.random.default_rng([settings.seed, 20])
+    seed = settings.seeds[0]
+    rng = np.random.default_rng([seed, 20])
     for split, count in (("train", settings.lip_train), ("val", settings.lip_val)):
         ids = []
         for k in range(count):
             image_id = f"{700_000 + k}_{int(rng.integers(100_000, 600_000))}"
-            height, width = int(rng.integers(96, 144)), int(rng.integers(48, 80))
+            height, width = int(rng.integers(112, 144)), int(rng.integers(56, 80))
             identity = people.make_identity(70_000 + k + (100_000 if split == "val" else 0))
             rgb, mask = people.render_person(identity, people.make_camera(int(rng.integers(0, 1000))), height,
-                                             width, np.random.default_rng([settings.seed, k, split == "val"]))
+                                             width, np.random.default_rng([seed, k, split == "val"]))
             files.write_image(image_base / f"{split}_images" / f"{image_id}.jpg", rgb)
             files.write_image(mask_base / f"{split}_segmentations" / f"{image_id}.png", mask)
             ids.append(image_id)
@@ -181,42 +197,122 @@ def add_lip_people(root: Path, settings: DemoSettings) -> None:
 
 
 def prepare_data(workdir: Path, settings: DemoSettings) -> dict[str, Path]:
-    """Writes the raw synthetic benchmarks and converts them; returns {name: converted folder}."""
+    """Writes the raw synthetic benchmarks and converts them.
+
+    Returns:
+        {"lip": converted LIP, "market1501": converted part-layout Market-1501,
+         "masks": ground-truth masks of the Market images}.
+    """
     raw, converted = workdir / "raw", workdir / "tfrecords"
     if raw.exists():
         shutil.rmtree(raw)
-    written = synthetic.write_all(raw, seed=settings.seed, names=["market1501", "lip"])
-    add_market_people(Path(written["market1501"].root), settings)
-    add_lip_people(Path(written["lip"].root), settings)
-    out = {}
-    for name, expected in written.items():
-        convert_dataset(name, expected.root, converted, overwrite=True, progress_every=100_000)
-        out[name] = converted / name
-    return out
+    seed = settings.seeds[0]
+    lip_root = Path(synthetic.write_all(raw, seed=seed, names=["lip"])["lip"].root)
+    add_lip_people(lip_root, settings)
+    masks = raw / "market1501_masks"
+    part_layout.write_part_layout_market(
+        raw / MARKET, num_train_ids=settings.train_ids, images_per_train_id=settings.images_per_train_id,
+        num_test_ids=settings.test_ids, gallery_per_test_id=settings.gallery_per_test_id,
+        num_distractors=settings.distractors, seed=seed, masks_dir=masks)
+    convert_dataset("lip", lip_root, converted, overwrite=True, progress_every=100_000)
+    convert_dataset(MARKET, raw / MARKET, converted, overwrite=True, progress_every=100_000)
+    return {"lip": converted / "lip", MARKET: converted / MARKET, "masks": masks}
 
 
 # ---------------------------------------------------------------------------- training
 
 
-def _optimization(steps: int, batch: int, learning_rate: float, clip_norm: float,
-                  head: float = 1.0) -> config_lib.OptimizationConfig:
+def _optimization(settings: DemoSettings, steps: int, batch: int, learning_rate: float,
+                  head: float) -> config_lib.OptimizationConfig:
     return config_lib.OptimizationConfig(batch_size=batch, total_steps=steps, learning_rate=learning_rate,
-                                         clip_norm=clip_norm, head_lr_multiplier=head)
+                                         clip_norm=settings.clip_norm, head_lr_multiplier=head,
+                                         warmup_steps=settings.warmup_steps,
+                                         precise_bn_batches=settings.precise_bn_batches)
 
 
 def _runtime(steps: int, seed: int) -> config_lib.RuntimeConfig:
     return config_lib.RuntimeConfig(checkpoint_every=max(steps, 1), keep_checkpoints=1,
-                                    log_every=max(steps // 5, 1), seed=seed)
+                                    log_every=max(steps // 10, 1), seed=seed)
 
 
-def _embeddings(model: keras.Model, converted: Path, settings: DemoSettings) -> dict[str, FeatureSet]:
-    return {split: extract_features(model, split_shards(converted, split), settings.input_size, batch_size=32)
-            for split in ("query", "gallery")}
+def parsing_config(settings: DemoSettings, lip_dir: str) -> config_lib.ParsingConfig:
+    """The demo's parsing run (configs/synthetic_parsing.flags holds the same)."""
+    return config_lib.ParsingConfig(
+        train_data=lip_dir, crop_size=settings.parsing_crop, min_scale=0.75, max_scale=1.25, weights=None,
+        aspp_rates=settings.aspp_rates, output_stride=settings.parsing_output_stride,
+        aspp_filters=settings.aspp_filters, eval_batch_size=8, shuffle_buffer=512,
+        optimization=_optimization(settings, settings.parsing_steps, settings.parsing_batch,
+                                   settings.parsing_learning_rate, head=settings.parsing_head_multiplier),
+        runtime=_runtime(settings.parsing_steps, settings.seeds[0]))
 
 
-def _score(query: FeatureSet, gallery: FeatureSet, q_features: np.ndarray, g_features: np.ndarray) -> dict:
-    return metrics.evaluate_features(q_features, g_features, query.person_id, gallery.person_id,
-                                     query.camera_id, gallery.camera_id, metric="cosine").as_dict()
+def reid_config(settings: DemoSettings, model: str, market_dir: str, seed: int,
+                parsing_model: str | None = None) -> config_lib.ReidConfig:
+    """The demo's re-id run (configs/synthetic.flags holds the same for the baseline)."""
+    return config_lib.ReidConfig(
+        train_data=market_dir, model=model, variant="w_fg", input_size=settings.input_size,
+        parsing_model=parsing_model, weights=None, evaluate=False, shuffle_buffer=1024,
+        optimization=_optimization(settings, settings.reid_steps, settings.reid_batch,
+                                   settings.reid_learning_rate, head=settings.reid_head_multiplier),
+        runtime=_runtime(settings.reid_steps, seed))
+
+
+def _loss_summary(summary: dict) -> dict:
+    losses = [metrics_["loss"] for _, metrics_ in summary["history"]]
+    return {"first": losses[0], "min": min(losses), "last": losses[-1],
+            "accuracy": summary["history"][-1][1]["accuracy"], "num_identities": summary["num_identities"]}
+
+
+# -------------------------------------------------------------------------- evaluation
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _score(query: FeatureSet, gallery: FeatureSet, q: np.ndarray, g: np.ndarray) -> dict:
+    # The evaluation convention of the whole package: l2-normalised embeddings, euclidean distance.
+    return metrics.evaluate_features(_l2(q), _l2(g), query.person_id, gallery.person_id, query.camera_id,
+                                     gallery.camera_id, metric="euclidean").as_dict()
+
+
+def ground_truth_maps(masks: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """(N, H, W) LIP label masks -> (N, h, w, 5) soft group maps (lip.GROUP_NAMES order) on `grid`.
+
+    Area-averaged one-hot maps: the fraction of each cell covered by each group, as a
+    parser's probabilities at that grid would be at best.
+    """
+    groups = np.zeros((masks.shape[0],) + masks.shape[1:] + (lip.NUM_GROUPS,), np.float32)
+    groups[..., 0] = masks != lip.BACKGROUND
+    for channel, labels in enumerate(lip.PART_GROUPS.values(), start=1):
+        groups[..., channel] = np.isin(masks, labels)
+    # cv2 resizes at most 4 channels at a time: one map at a time.
+    return np.stack([np.stack([cv2.resize(np.ascontiguousarray(g[..., c]), (grid[1], grid[0]),
+                                          interpolation=cv2.INTER_AREA) for c in range(lip.NUM_GROUPS)], -1)
+                     for g in groups])
+
+
+def probe_embeddings(model: keras.Model, converted: Path, split: str, image_size: tuple[int, int],
+                     maps_fn, batch_size: int = 32) -> np.ndarray:
+    """Embeddings of `split` from a SPReID model pooled with `maps_fn(filenames) -> maps`."""
+    probe = build_pooling_probe(model)
+    embed = tf.function(lambda image, maps: probe({"image": image, "maps": maps}), reduce_retracing=True)
+    out = []
+    for batch in pipelines.eval_dataset([str(f) for f in split_shards(converted, split)], batch_size=batch_size,
+                                        image_size=tuple(image_size)):
+        names = [n.decode() for n in batch["filename"].numpy()]
+        out.append(np.asarray(embed(tf.cast(batch["image"], tf.float32), tf.constant(maps_fn(names)))))
+    return np.concatenate(out)
+
+
+def _rows_from_seeds(per_seed: list[dict]) -> dict:
+    row = {}
+    for key in ("mAP", "rank1", "rank10"):
+        values = [float(r[key]) for r in per_seed]
+        row[key] = float(np.mean(values))
+        row[f"{key}_std"] = float(np.std(values))
+        row[f"{key}_per_seed"] = values
+    return row
 
 
 def run_demo(workdir: str | os.PathLike, settings: DemoSettings = DemoSettings()) -> DemoResult:
@@ -225,82 +321,122 @@ def run_demo(workdir: str | os.PathLike, settings: DemoSettings = DemoSettings()
     workdir = Path(workdir)
     data = prepare_data(workdir, settings)
     runs = workdir / "runs"
+    if runs.exists():
+        # Runs resume from their checkpoints: a kept workdir would replay old results.
+        shutil.rmtree(runs)
+    market = data[MARKET]
 
     logger.info("Training the parsing model on synthetic LIP (%d steps)", settings.parsing_steps)
-    parsing_config = config_lib.ParsingConfig(
-        train_data=str(data["lip"]), crop_size=settings.parsing_crop, min_scale=0.75, max_scale=1.25,
-        weights=None, aspp_rates=settings.aspp_rates, eval_batch_size=8, shuffle_buffer=512,
-        optimization=_optimization(settings.parsing_steps, settings.parsing_batch, settings.parsing_learning_rate,
-                                   settings.clip_norm, head=10.0),
-        runtime=_runtime(settings.parsing_steps, settings.seed))
-    config_lib.write_config(parsing_config, str(runs / "parsing"))
-    parsing_summary = parsing.train_parsing(parsing_config, str(runs / "parsing"))
+    config = parsing_config(settings, str(data["lip"]))
+    config_lib.write_config(config, str(runs / "parsing"))
+    parsing_summary = parsing.train_parsing(config, str(runs / "parsing"))
+    parsing_scores = parsing_summary["eval"]
+    logger.info("Parser on synthetic LIP val: five-group mean IoU %.3f, 20-label mean IoU %.3f",
+                parsing_scores["group_mean_iou"], parsing_scores["mean_iou"])
 
-    reid_configs = {
-        BASELINE: ("baseline", config_lib.ReidConfig(
-            train_data=str(data["market1501"]), model="baseline", input_size=settings.input_size, weights=None,
-            evaluate=False, shuffle_buffer=1024,
-            optimization=_optimization(settings.reid_steps, settings.reid_batch, settings.reid_learning_rate,
-                                       settings.clip_norm),
-            runtime=_runtime(settings.reid_steps, settings.seed))),
-        SPREID: ("spreid_w_fg", config_lib.ReidConfig(
-            train_data=str(data["market1501"]), model="spreid", variant="w_fg", input_size=settings.input_size,
-            parsing_model=parsing_summary["model"], weights=None, evaluate=False, shuffle_buffer=1024,
-            optimization=_optimization(settings.reid_steps, settings.reid_batch, settings.reid_learning_rate,
-                                       settings.clip_norm),
-            runtime=_runtime(settings.reid_steps, settings.seed))),
-    }
-    embeddings, training = {}, {}
-    for name, (folder, config) in reid_configs.items():
-        logger.info("Training %s on synthetic Market-1501 (%d steps)", name, settings.reid_steps)
-        config_lib.write_config(config, str(runs / folder))
-        summary = reid.train_and_evaluate(config, str(runs / folder))
-        history = summary["history"]
-        training[name] = {"first_loss": history[0][1]["loss"], "last_loss": history[-1][1]["loss"],
-                          "accuracy": history[-1][1]["accuracy"], "num_identities": summary["num_identities"]}
-        model = keras.saving.load_model(summary["model"], compile=False)
-        embeddings[name] = _embeddings(model, data["market1501"], settings)
+    grid = tuple(-(-side // 8) for side in settings.input_size)
+    split_folders = {"query": "query", "gallery": "bounding_box_test"}
 
-    # Random features already separate people by colour: the reference that training must beat.
-    keras.utils.set_random_seed(settings.seed)
-    untrained = build_baseline_model(2, input_size=settings.input_size, weights=None)
-    embeddings[UNTRAINED] = _embeddings(untrained, data["market1501"], settings)
+    def gt_maps(split):
+        return lambda names: ground_truth_maps(part_layout.read_masks(data["masks"], split_folders[split], names),
+                                               grid)
 
-    query, gallery = embeddings[BASELINE]["query"], embeddings[BASELINE]["gallery"]
-    rows = {"Chance (random ranking)": evaluation.chance_reid(data["market1501"], seed=settings.seed)}
-    for name in (UNTRAINED, BASELINE, SPREID):
-        rows[name] = _score(query, gallery, embeddings[name]["query"].embedding,
-                            embeddings[name]["gallery"].embedding)
-    combined = [np.asarray(combine_embeddings(embeddings[BASELINE][split].embedding,
-                                              embeddings[SPREID][split].embedding))
-                for split in ("query", "gallery")]
-    rows[f"{SPREID} + baseline (combined)"] = _score(query, gallery, *combined)
-    return DemoResult(rows=rows, training=training, parsing=parsing_summary["eval"] or {},
-                      num_queries=len(query), num_gallery=len(gallery),
+    def uniform_maps(names):
+        return np.ones((len(names),) + grid + (lip.NUM_GROUPS,), np.float32)
+
+    per_seed: dict[str, list[dict]] = {k: [] for k in (UNTRAINED, BASELINE, SPREID, GT_MASKS, UNIFORM_MAPS)}
+    training: dict[str, list[dict]] = {BASELINE: [], SPREID: []}
+    query = gallery = None
+    for seed in settings.seeds:
+        embeddings = {}
+        for key, model_type in ((BASELINE, "baseline"), (SPREID, "spreid")):
+            logger.info("Seed %d: training %s on the part-layout Market-1501 (%d steps)", seed, key,
+                        settings.reid_steps)
+            run_dir = str(runs / f"{key}_seed{seed}")
+            config = reid_config(settings, model_type, str(market), seed,
+                                 parsing_summary["model"] if model_type == "spreid" else None)
+            config_lib.write_config(config, run_dir)
+            summary = reid.train_and_evaluate(config, run_dir)
+            training[key].append(_loss_summary(summary))
+            model = keras.saving.load_model(summary["model"], compile=False)
+            sets = {split: extract_features(model, split_shards(market, split), settings.input_size, batch_size=32)
+                    for split in ("query", "gallery")}
+            query, gallery = sets["query"], sets["gallery"]
+            embeddings[key] = (sets["query"].embedding, sets["gallery"].embedding)
+            if key == SPREID:
+                for probe_key, maps_fn in ((GT_MASKS, gt_maps), (UNIFORM_MAPS, lambda split: uniform_maps)):
+                    embeddings[probe_key] = tuple(
+                        probe_embeddings(model, market, split, settings.input_size, maps_fn(split))
+                        for split in ("query", "gallery"))
+        # Random features already separate people by colour: the reference training must beat.
+        keras.utils.set_random_seed(seed)
+        untrained = build_baseline_model(2, input_size=settings.input_size, weights=None)
+        embeddings[UNTRAINED] = tuple(
+            extract_features(untrained, split_shards(market, split), settings.input_size, batch_size=32).embedding
+            for split in ("query", "gallery"))
+        for key, (q, g) in embeddings.items():
+            per_seed[key].append(_score(query, gallery, q, g))
+        logger.info("Seed %d: %s", seed, ", ".join(f"{k} mAP {100 * v[-1]['mAP']:.1f}" for k, v in per_seed.items()))
+
+    rows = {CHANCE: evaluation.chance_reid(market, seed=settings.seeds[0])}
+    rows.update({key: _rows_from_seeds(values) for key, values in per_seed.items()})
+    return DemoResult(rows=rows, training=training, parsing=parsing_scores, num_queries=len(query),
+                      num_gallery=len(gallery), seeds=tuple(settings.seeds),
                       seconds=time.perf_counter() - start, workdir=str(workdir))
 
 
-def format_table(result: DemoResult) -> str:
-    """The result as a Markdown table shaped like the paper's Table 4, and the training curves."""
-    lines = [
-        f"Synthetic Market-1501: {result.num_queries} queries, {result.num_gallery} gallery images "
-        "(single query, Market-1501 protocol, cosine distance)",
-        "",
-        "| Model | mAP | rank-1 | rank-10 |",
-        "|---|---:|---:|---:|",
+# ----------------------------------------------------------------------------- report
+
+
+def checks(result: DemoResult) -> list[tuple[str, bool]]:
+    """What the demo is meant to show, each with whether this run shows it."""
+    base, spreid = result.rows[BASELINE], result.rows[SPREID]
+    gains = [s - b for s, b in zip(spreid["mAP_per_seed"], base["mAP_per_seed"])]
+    untrained = result.rows[UNTRAINED]["mAP_per_seed"]
+    beats_untrained = all(result.rows[k]["mAP_per_seed"][i] > untrained[i]
+                          for k in TRAINED for i in range(len(untrained)))
+    return [
+        (f"parser: five-group mean IoU {result.parsing['group_mean_iou']:.2f} >= 0.60",
+         result.parsing["group_mean_iou"] >= 0.60),
+        (f"SPReID w/fg beats the baseline by {100 * np.mean(gains):+.1f} mAP on average (>= 5), "
+         f"in {sum(g > 0 for g in gains)}/{len(gains)} seeds", np.mean(gains) >= 0.05 and all(g > 0 for g in gains)),
+        ("every trained model beats the untrained network in every seed", beats_untrained),
     ]
-    for name, row in result.rows.items():
-        lines.append(f"| {name} | {100 * row['mAP']:.1f} | {100 * row['rank1']:.1f} | "
-                     f"{100 * row.get('rank10', float('nan')):.1f} |")
+
+
+def format_table(result: DemoResult) -> str:
+    """The result as a Markdown table (mean +- std over seeds, per-seed values) and the training curves."""
+    seeds = ", ".join(str(s) for s in result.seeds)
+    lines = [
+        f"Synthetic part-layout Market-1501: {result.num_queries} queries, {result.num_gallery} gallery images "
+        f"(single query, Market-1501 protocol, euclidean distance on l2-normalised embeddings); "
+        f"seeds {seeds}; all models from random weights",
+        "",
+        "| Model | mAP | rank-1 | rank-10 | mAP per seed | rank-1 per seed |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for key, row in result.rows.items():
+        if key == CHANCE:
+            lines.append(f"| {LABELS[key]} | {100 * row['mAP']:.1f} | {100 * row['rank1']:.1f} | "
+                         f"{100 * row['rank10']:.1f} | | |")
+            continue
+        per = lambda name: " / ".join(f"{100 * v:.1f}" for v in row[f"{name}_per_seed"])  # noqa: E731
+        lines.append(f"| {LABELS[key]} | {100 * row['mAP']:.1f} ± {100 * row['mAP_std']:.1f} | "
+                     f"{100 * row['rank1']:.1f} ± {100 * row['rank1_std']:.1f} | {100 * row['rank10']:.1f} | "
+                     f"{per('mAP')} | {per('rank1')} |")
     lines.append("")
-    for name, t in result.training.items():
-        lines.append(f"{name}: training loss {t['first_loss']:.2f} -> {t['last_loss']:.2f} "
-                     f"(uniform guess: {np.log(t['num_identities']):.2f}), training accuracy "
-                     f"{100 * t['accuracy']:.0f}% (chance {100 / t['num_identities']:.0f}%)")
-    if result.parsing:
-        scores = result.parsing
-        lines.append(f"Parsing model on synthetic LIP val: pixel accuracy {100 * scores['pixel_accuracy']:.1f}%, "
-                     f"mean IoU {100 * scores['mean_iou']:.1f}%")
+    for key, runs in result.training.items():
+        curves = "; ".join(f"{r['first']:.2f} -> min {r['min']:.2f} -> {r['last']:.2f} (acc {100 * r['accuracy']:.0f}%)"
+                           for r in runs)
+        lines.append(f"{LABELS[key]}: training loss first -> min -> last per seed: {curves}; "
+                     f"uniform guess {np.log(runs[0]['num_identities']):.2f}")
+    p = result.parsing
+    lines.append(f"Parser on synthetic LIP val: five-group mean IoU {100 * p['group_mean_iou']:.1f}% "
+                 f"({', '.join(f'{k} {100 * v:.0f}' for k, v in p['group_iou'].items())}), "
+                 f"20-label mean IoU {100 * p['mean_iou']:.1f}%, pixel accuracy {100 * p['pixel_accuracy']:.1f}%")
+    lines.append("")
+    for text, ok in checks(result):
+        lines.append(f"[{'x' if ok else ' '}] {text}")
     lines.append(f"({result.seconds / 60:.1f} min; runs in {result.workdir}/runs)")
     return "\n".join(lines)
 
@@ -313,7 +449,8 @@ FLAGS = flags.FLAGS
 def define_flags() -> None:
     flags.DEFINE_string("workdir", None, "Folder for the data and the runs (default: a temporary one).")
     flags.DEFINE_boolean("keep", False, "Keep the working folder (a temporary one is deleted otherwise).")
-    flags.DEFINE_boolean("quick", False, "A shorter run (fewer people and steps).")
+    flags.DEFINE_boolean("quick", False, "A shorter run (fewer people and steps; same checks).")
+    flags.DEFINE_string("results_json", None, "Also write the numbers to this JSON file.")
 
 
 def main(argv: list[str]) -> None:
@@ -322,10 +459,18 @@ def main(argv: list[str]) -> None:
     # The library logs progress through Python logging; show it with absl's handler.
     logging.getLogger("spreid_tf").setLevel(logging.INFO)
     logging.getLogger("spreid_tf.data.convert").setLevel(logging.ERROR)  # the miniatures' bad files, on purpose
+    # Same seed, same table: deterministic kernels (the input order is seeded already).
+    tf.config.experimental.enable_op_determinism()
     workdir = FLAGS.workdir or tempfile.mkdtemp(prefix="spreid_demo_")
     try:
         result = run_demo(workdir, QUICK if FLAGS.quick else DemoSettings())
         print(format_table(result), flush=True)
+        if FLAGS.results_json:
+            path = Path(FLAGS.results_json)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps(result.as_json(), indent=2))
+            os.replace(tmp, path)
+            print(f"Wrote {path}")
     finally:
         if not FLAGS.workdir and not FLAGS.keep:
             shutil.rmtree(workdir, ignore_errors=True)

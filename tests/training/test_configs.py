@@ -93,12 +93,11 @@ def test_synthetic_flagfiles_match_the_demo():
 
     settings = demo.DemoSettings()
     reid_config = _parse(os.path.join(CONFIGS, "synthetic.flags"))
-    opt = reid_config.optimization
-    assert reid_config.input_size == settings.input_size
-    assert (opt.total_steps, opt.batch_size, opt.learning_rate, opt.clip_norm) == (
-        settings.reid_steps, settings.reid_batch, settings.reid_learning_rate, settings.clip_norm)
+    expected = demo.reid_config(settings, "baseline", reid_config.train_data, settings.seeds[0])
+    assert reid_config.optimization == expected.optimization
+    assert (reid_config.input_size, reid_config.model, reid_config.weights) == (settings.input_size, "baseline", None)
     parsing_config = _parse(os.path.join(CONFIGS, "synthetic_parsing.flags"))
-    opt = parsing_config.optimization
-    assert (parsing_config.crop_size, parsing_config.aspp_rates) == (settings.parsing_crop, settings.aspp_rates)
-    assert (opt.total_steps, opt.batch_size, opt.learning_rate, opt.clip_norm, opt.head_lr_multiplier) == (
-        settings.parsing_steps, settings.parsing_batch, settings.parsing_learning_rate, settings.clip_norm, 10.0)
+    expected = demo.parsing_config(settings, parsing_config.train_data)
+    assert parsing_config.optimization == expected.optimization
+    for field in ("crop_size", "aspp_rates", "output_stride", "aspp_filters", "min_scale", "max_scale"):
+        assert getattr(parsing_config, field) == getattr(expected, field), field
