@@ -20,10 +20,15 @@ _APPLICATIONS: dict[str, tuple[Callable[..., keras.Model], str]] = {
     "resnet50": (keras.applications.ResNet50, "caffe"),
     "resnet152": (keras.applications.ResNet152, "caffe"),
 }
-BACKBONES: tuple[str, ...] = tuple(_APPLICATIONS)
+# InceptionV3 with its last grid reduction at stride 1 (output stride 16; InceptionV3* of
+# the parsing model, `build_dilated_inception_v3`): the re-id counterpart of fast-reid's and
+# torchreid's "last stride 1" ResNets. It keeps a feature grid that part pooling can use on
+# small inputs: 6x3 at 128x80 where the plain network has 2x1.
+INCEPTION_V3_OS16 = "inception_v3_os16"
+BACKBONES: tuple[str, ...] = tuple(_APPLICATIONS) + (INCEPTION_V3_OS16,)
 FEATURE_CHANNELS = 2048
 # keras.applications refuses smaller inputs.
-MIN_SIZE = {"inception_v3": 75, "resnet50": 32, "resnet152": 32}
+MIN_SIZE = {"inception_v3": 75, INCEPTION_V3_OS16: 75, "resnet50": 32, "resnet152": 32}
 
 
 def check_weights(weights: str | None) -> str | None:
@@ -64,7 +69,7 @@ def input_shape_from_size(size, backbone: str = "inception_v3") -> tuple:
 
 
 def check_backbone(name: str) -> str:
-    if name not in _APPLICATIONS:
+    if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; expected one of {BACKBONES}")
     return name
 
@@ -78,7 +83,8 @@ def build_backbone(
     """Builds a headless keras.applications backbone that takes raw RGB in [0, 255].
 
     Args:
-        name: "inception_v3", "resnet50" or "resnet152".
+        name: "inception_v3", "inception_v3_os16" (last reduction at stride 1), "resnet50"
+            or "resnet152".
         input_shape: (H, W, 3); H, W may be None.
         weights: None (random), "imagenet" (downloaded and cached by Keras when
             online) or the path of a local weights file for that application.
@@ -88,7 +94,11 @@ def build_backbone(
         A model mapping `(B, H, W, 3)` images to `(B, h, w, 2048)` features at
         output stride 32 (no global pooling).
     """
-    constructor, mode = _APPLICATIONS[check_backbone(name)]
+    if check_backbone(name) == INCEPTION_V3_OS16:
+        from spreid_tf.models.inception_dilated import build_dilated_inception_v3  # imports this module
+
+        return build_dilated_inception_v3(input_shape, weights, model_name=model_name or name)
+    constructor, mode = _APPLICATIONS[name]
     input_shape = check_input_shape(input_shape, name)
     weights = check_weights(weights)
     inputs = keras.Input(input_shape, name="image")
