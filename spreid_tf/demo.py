@@ -374,7 +374,8 @@ def run_demo(workdir: str | os.PathLike, settings: DemoSettings = DemoSettings()
                         for split in ("query", "gallery"))
         # Random features already separate people by colour: the reference training must beat.
         keras.utils.set_random_seed(seed)
-        untrained = build_baseline_model(2, input_size=settings.input_size, weights=None)
+        untrained = build_baseline_model(2, backbone=settings.reid_backbone, input_size=settings.input_size,
+                                         weights=None)
         embeddings[UNTRAINED] = tuple(
             extract_features(untrained, split_shards(market, split), settings.input_size, batch_size=32).embedding
             for split in ("query", "gallery"))
