@@ -29,9 +29,11 @@ person); they do not say how well SPReID does on real data.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -319,8 +321,77 @@ def _rows_from_seeds(per_seed: list[dict]) -> dict:
     return row
 
 
+# ------------------------------------------------------------------------------- jobs
+#
+# Same seed, same table: TensorFlow's CPU kernels split their sums over the intra-op
+# threads in an order that varies from run to run (checked: seeded input identical, losses
+# differing from the fourth step on, with and without oneDNN; identical with one thread).
+# So every job that trains or embeds runs in one of two worker processes with one thread
+# each: as fast on 2 cores as one process with two threads, and bit-reproducible.
+
+
+def _init_worker() -> None:
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    tf.config.experimental.enable_op_determinism()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("spreid_tf").setLevel(logging.INFO)
+    logging.getLogger("spreid_tf.data.convert").setLevel(logging.ERROR)
+
+
+def _parsing_job(settings: DemoSettings, lip_dir: str, run_dir: str) -> dict:
+    config = parsing_config(settings, lip_dir)
+    config_lib.write_config(config, run_dir)
+    summary = parsing.train_parsing(config, run_dir)
+    return {"model": summary["model"], "eval": summary["eval"]}
+
+
+def _embed(model: keras.Model, market: Path, settings: DemoSettings) -> dict[str, FeatureSet]:
+    return {split: extract_features(model, split_shards(market, split), settings.input_size, batch_size=32)
+            for split in ("query", "gallery")}
+
+
+def _reid_job(settings: DemoSettings, key: str, data: dict[str, Path], seed: int, run_dir: str,
+              parsing_model: str | None = None) -> dict:
+    """Trains one model and returns its loss summary and embeddings ({row key: (query, gallery)})."""
+    market = data[MARKET]
+    config = reid_config(settings, "spreid" if key == SPREID else "baseline", str(market), seed, parsing_model)
+    config_lib.write_config(config, run_dir)
+    summary = reid.train_and_evaluate(config, run_dir)
+    model = keras.saving.load_model(summary["model"], compile=False)
+    sets = _embed(model, market, settings)
+    out = {"training": _loss_summary(summary), "ids": sets,
+           "embeddings": {key: (sets["query"].embedding, sets["gallery"].embedding)}}
+    if key == SPREID:
+        grid = tuple(-(-side // 8) for side in settings.input_size)
+        folders = {"query": "query", "gallery": "bounding_box_test"}
+
+        def gt_maps(split):
+            return lambda names: ground_truth_maps(part_layout.read_masks(data["masks"], folders[split], names), grid)
+
+        def uniform_maps(split):
+            return lambda names: np.ones((len(names),) + grid + (lip.NUM_GROUPS,), np.float32)
+
+        for probe_key, maps_fn in ((GT_MASKS, gt_maps), (UNIFORM_MAPS, uniform_maps)):
+            out["embeddings"][probe_key] = tuple(
+                probe_embeddings(model, market, split, settings.input_size, maps_fn(split))
+                for split in ("query", "gallery"))
+    else:
+        # Random features already separate people by colour: the reference training must beat.
+        keras.utils.set_random_seed(seed)
+        untrained = build_baseline_model(2, backbone=settings.reid_backbone, input_size=settings.input_size,
+                                         weights=None)
+        sets = _embed(untrained, market, settings)
+        out["embeddings"][UNTRAINED] = (sets["query"].embedding, sets["gallery"].embedding)
+    return out
+
+
 def run_demo(workdir: str | os.PathLike, settings: DemoSettings = DemoSettings()) -> DemoResult:
-    """Runs the demo in `workdir` (data, runs) and returns the table's numbers."""
+    """Runs the demo in `workdir` (data, runs) and returns the table's numbers.
+
+    The parser and the baselines train at once (two worker processes); the SPReID runs
+    follow as soon as the parser is saved.
+    """
     start = time.perf_counter()
     workdir = Path(workdir)
     data = prepare_data(workdir, settings)
@@ -330,62 +401,36 @@ def run_demo(workdir: str | os.PathLike, settings: DemoSettings = DemoSettings()
         shutil.rmtree(runs)
     market = data[MARKET]
 
-    logger.info("Training the parsing model on synthetic LIP (%d steps)", settings.parsing_steps)
-    config = parsing_config(settings, str(data["lip"]))
-    config_lib.write_config(config, str(runs / "parsing"))
-    parsing_summary = parsing.train_parsing(config, str(runs / "parsing"))
-    parsing_scores = parsing_summary["eval"]
-    logger.info("Parser on synthetic LIP val: five-group mean IoU %.3f, 20-label mean IoU %.3f",
-                parsing_scores["group_mean_iou"], parsing_scores["mean_iou"])
-
-    grid = tuple(-(-side // 8) for side in settings.input_size)
-    split_folders = {"query": "query", "gallery": "bounding_box_test"}
-
-    def gt_maps(split):
-        return lambda names: ground_truth_maps(part_layout.read_masks(data["masks"], split_folders[split], names),
-                                               grid)
-
-    def uniform_maps(names):
-        return np.ones((len(names),) + grid + (lip.NUM_GROUPS,), np.float32)
+    context = multiprocessing.get_context("spawn")  # a fresh TensorFlow runtime per worker
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=context, initializer=_init_worker) as pool:
+        logger.info("Training the parser (%d steps) and the baselines (%d steps, seeds %s) in two processes",
+                    settings.parsing_steps, settings.reid_steps, list(settings.seeds))
+        parser_job = pool.submit(_parsing_job, settings, str(data["lip"]), str(runs / "parsing"))
+        jobs = {(BASELINE, seed): pool.submit(_reid_job, settings, BASELINE, data, seed,
+                                              str(runs / f"{BASELINE}_seed{seed}"))
+                for seed in settings.seeds}
+        parser = parser_job.result()
+        logger.info("Parser on synthetic LIP val: five-group mean IoU %.3f, 20-label mean IoU %.3f",
+                    parser["eval"]["group_mean_iou"], parser["eval"]["mean_iou"])
+        for seed in settings.seeds:
+            jobs[(SPREID, seed)] = pool.submit(_reid_job, settings, SPREID, data, seed,
+                                               str(runs / f"{SPREID}_seed{seed}"), parser["model"])
+        results = {key: job.result() for key, job in jobs.items()}
 
     per_seed: dict[str, list[dict]] = {k: [] for k in (UNTRAINED, BASELINE, SPREID, GT_MASKS, UNIFORM_MAPS)}
     training: dict[str, list[dict]] = {BASELINE: [], SPREID: []}
-    query = gallery = None
+    query, gallery = results[(BASELINE, settings.seeds[0])]["ids"].values()
     for seed in settings.seeds:
-        embeddings = {}
-        for key, model_type in ((BASELINE, "baseline"), (SPREID, "spreid")):
-            logger.info("Seed %d: training %s on the part-layout Market-1501 (%d steps)", seed, key,
-                        settings.reid_steps)
-            run_dir = str(runs / f"{key}_seed{seed}")
-            config = reid_config(settings, model_type, str(market), seed,
-                                 parsing_summary["model"] if model_type == "spreid" else None)
-            config_lib.write_config(config, run_dir)
-            summary = reid.train_and_evaluate(config, run_dir)
-            training[key].append(_loss_summary(summary))
-            model = keras.saving.load_model(summary["model"], compile=False)
-            sets = {split: extract_features(model, split_shards(market, split), settings.input_size, batch_size=32)
-                    for split in ("query", "gallery")}
-            query, gallery = sets["query"], sets["gallery"]
-            embeddings[key] = (sets["query"].embedding, sets["gallery"].embedding)
-            if key == SPREID:
-                for probe_key, maps_fn in ((GT_MASKS, gt_maps), (UNIFORM_MAPS, lambda split: uniform_maps)):
-                    embeddings[probe_key] = tuple(
-                        probe_embeddings(model, market, split, settings.input_size, maps_fn(split))
-                        for split in ("query", "gallery"))
-        # Random features already separate people by colour: the reference training must beat.
-        keras.utils.set_random_seed(seed)
-        untrained = build_baseline_model(2, backbone=settings.reid_backbone, input_size=settings.input_size,
-                                         weights=None)
-        embeddings[UNTRAINED] = tuple(
-            extract_features(untrained, split_shards(market, split), settings.input_size, batch_size=32).embedding
-            for split in ("query", "gallery"))
-        for key, (q, g) in embeddings.items():
-            per_seed[key].append(_score(query, gallery, q, g))
+        for key in (BASELINE, SPREID):
+            result = results[(key, seed)]
+            training[key].append(result["training"])
+            for row, (q, g) in result["embeddings"].items():
+                per_seed[row].append(_score(query, gallery, q, g))
         logger.info("Seed %d: %s", seed, ", ".join(f"{k} mAP {100 * v[-1]['mAP']:.1f}" for k, v in per_seed.items()))
 
     rows = {CHANCE: evaluation.chance_reid(market, seed=settings.seeds[0])}
     rows.update({key: _rows_from_seeds(values) for key, values in per_seed.items()})
-    return DemoResult(rows=rows, training=training, parsing=parsing_scores, num_queries=len(query),
+    return DemoResult(rows=rows, training=training, parsing=parser["eval"], num_queries=len(query),
                       num_gallery=len(gallery), seeds=tuple(settings.seeds),
                       seconds=time.perf_counter() - start, workdir=str(workdir))
 
@@ -464,8 +509,6 @@ def main(argv: list[str]) -> None:
     # The library logs progress through Python logging; show it with absl's handler.
     logging.getLogger("spreid_tf").setLevel(logging.INFO)
     logging.getLogger("spreid_tf.data.convert").setLevel(logging.ERROR)  # the miniatures' bad files, on purpose
-    # Same seed, same table: deterministic kernels (the input order is seeded already).
-    tf.config.experimental.enable_op_determinism()
     workdir = FLAGS.workdir or tempfile.mkdtemp(prefix="spreid_demo_")
     try:
         result = run_demo(workdir, QUICK if FLAGS.quick else DemoSettings())
