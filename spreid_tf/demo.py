@@ -1,7 +1,7 @@
 """SPReID's effect in minutes on a CPU: synthetic data -> parser -> baseline vs SPReID, 3 seeds.
 
     python -m spreid_tf.demo                                  # ~10 min on 2 cores
-    python -m spreid_tf.demo --quick --results_json=r.json    # ~5 min
+    python -m spreid_tf.demo --quick --results_json=r.json    # two seeds, fewer steps
     python -m spreid_tf.demo --workdir=/tmp/spreid_demo --keep
 
 1. writes a synthetic LIP (the LIP miniature plus rendered people, real layout) and
@@ -16,6 +16,8 @@
 4. for each of three seeds trains the InceptionV3 baseline and SPReID w/fg (with that
    parser, frozen) from random weights with the library the real runs use
    (`configs/synthetic*.flags` hold the same settings);
+   The jobs run in two worker processes with one thread each, so the same seed gives
+   the same table (TensorFlow's multi-threaded CPU sums are not reproducible);
 5. evaluates every model with one convention (l2-normalised embeddings, euclidean
    distance, Market-1501 protocol) and prints the table: chance, the untrained
    network, baseline, SPReID w/fg, and two rows that bound the mechanism: the trained
