@@ -31,7 +31,6 @@ person); they do not say how well SPReID does on real data.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import json
 import logging
@@ -404,20 +403,21 @@ def run_demo(workdir: str | os.PathLike, settings: DemoSettings = DemoSettings()
     market = data[MARKET]
 
     context = multiprocessing.get_context("spawn")  # a fresh TensorFlow runtime per worker
-    with concurrent.futures.ProcessPoolExecutor(2, mp_context=context, initializer=_init_worker) as pool:
+    # One process per job (maxtasksperchild=1): what ran before in a worker changed the next job's numbers.
+    with context.Pool(2, initializer=_init_worker, maxtasksperchild=1) as pool:
         logger.info("Training the parser (%d steps) and the baselines (%d steps, seeds %s) in two processes",
                     settings.parsing_steps, settings.reid_steps, list(settings.seeds))
-        parser_job = pool.submit(_parsing_job, settings, str(data["lip"]), str(runs / "parsing"))
-        jobs = {(BASELINE, seed): pool.submit(_reid_job, settings, BASELINE, data, seed,
-                                              str(runs / f"{BASELINE}_seed{seed}"))
+        parser_job = pool.apply_async(_parsing_job, (settings, str(data["lip"]), str(runs / "parsing")))
+        jobs = {(BASELINE, seed): pool.apply_async(_reid_job, (settings, BASELINE, data, seed,
+                                                               str(runs / f"{BASELINE}_seed{seed}")))
                 for seed in settings.seeds}
-        parser = parser_job.result()
+        parser = parser_job.get()
         logger.info("Parser on synthetic LIP val: five-group mean IoU %.3f, 20-label mean IoU %.3f",
                     parser["eval"]["group_mean_iou"], parser["eval"]["mean_iou"])
         for seed in settings.seeds:
-            jobs[(SPREID, seed)] = pool.submit(_reid_job, settings, SPREID, data, seed,
-                                               str(runs / f"{SPREID}_seed{seed}"), parser["model"])
-        results = {key: job.result() for key, job in jobs.items()}
+            jobs[(SPREID, seed)] = pool.apply_async(_reid_job, (settings, SPREID, data, seed,
+                                                                str(runs / f"{SPREID}_seed{seed}"), parser["model"]))
+        results = {key: job.get() for key, job in jobs.items()}
 
     per_seed: dict[str, list[dict]] = {k: [] for k in (UNTRAINED, BASELINE, SPREID, GT_MASKS, UNIFORM_MAPS)}
     training: dict[str, list[dict]] = {BASELINE: [], SPREID: []}
