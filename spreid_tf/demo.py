@@ -402,6 +402,9 @@ def run_demo(workdir: str | os.PathLike, settings: DemoSettings = DemoSettings()
         shutil.rmtree(runs)
     market = data[MARKET]
 
+    # oneDNN's dilated convolutions (the stride-8 parser) give different sums run to run even on
+    # one thread; TensorFlow's own kernels do not. The spawned workers inherit this setting.
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
     context = multiprocessing.get_context("spawn")  # a fresh TensorFlow runtime per worker
     # One process per job (maxtasksperchild=1): what ran before in a worker changed the next job's numbers.
     with context.Pool(2, initializer=_init_worker, maxtasksperchild=1) as pool:
