@@ -79,7 +79,7 @@ def test_reid_model_overfits_eight_identities(model_type):
         parser = build_parsing_model(input_shape=(None, None, 3), aspp_rates=(1, 1, 2, 2), output_stride=8,
                                      aspp_filters=32)
         model = build_spreid_model(8, input_size=SIZE, parsing_model=parser)
-    losses = _train(model, step.reid_loss, images, labels, 40, 0.01, optimizers.REID_CLASSIFIER_LAYERS, 10.0)
+    losses = _train(model, step.reid_loss, images, labels, 60, 0.01, optimizers.REID_CLASSIFIER_LAYERS, 10.0)
     predicted = model(images, training=False)["logits"].numpy().argmax(-1)
     print(model_type, "overfit:", losses[0], "->", losses[-1], predicted)
     np.testing.assert_array_equal(predicted, labels.numpy())
