@@ -1,6 +1,7 @@
 """Custom Keras layers of spreid_tf, all registered serializable under package "spreid_tf"."""
 
 from spreid_tf.layers.aspp import ASPP
+from spreid_tf.layers.decoder import DeepLabDecoder
 from spreid_tf.layers.lip_grouping import GroupLIPProbabilities, group_lip_probabilities
 from spreid_tf.layers.part_max import PartMaxPooling
 from spreid_tf.layers.preprocessing import ImagePreprocessing
@@ -10,6 +11,7 @@ from spreid_tf.layers.stop_gradient import StopGradient
 
 __all__ = [
     "ASPP",
+    "DeepLabDecoder",
     "GroupLIPProbabilities",
     "ImagePreprocessing",
     "PartMaxPooling",

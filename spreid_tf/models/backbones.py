@@ -1,7 +1,9 @@
 """Re-id backbones from keras.applications, taking raw RGB images in [0, 255].
 
 Each backbone is the ImageNet classification network with its top (global
-pooling and classifier) removed: a `(B, H/32, W/32, 2048)` feature map. The
+pooling and classifier) removed: a `(B, H/32, W/32, C)` feature map (C = 2048 for
+InceptionV3 and the ResNets, 1280 for MobileNetV2; `feature_channels`). The
+"_os16" variants keep their last reduction at stride 1: `(B, H/16, W/16, C)`. The
 preprocessing each network expects is the first layer of the returned model.
 """
 
@@ -25,10 +27,20 @@ _APPLICATIONS: dict[str, tuple[Callable[..., keras.Model], str]] = {
 # torchreid's "last stride 1" ResNets. It keeps a feature grid that part pooling can use on
 # small inputs: 6x3 at 128x80 where the plain network has 2x1.
 INCEPTION_V3_OS16 = "inception_v3_os16"
-BACKBONES: tuple[str, ...] = tuple(_APPLICATIONS) + (INCEPTION_V3_OS16,)
+# MobileNetV2 (keras.applications, width 1.0), plain and at output stride 16
+# (`build_dilated_mobilenet_v2`): about a tenth of InceptionV3's work, for CPU runs.
+MOBILENET_V2, MOBILENET_V2_OS16 = "mobilenet_v2", "mobilenet_v2_os16"
+BACKBONES: tuple[str, ...] = tuple(_APPLICATIONS) + (INCEPTION_V3_OS16, MOBILENET_V2, MOBILENET_V2_OS16)
 FEATURE_CHANNELS = 2048
+_MOBILENET_CHANNELS = 1280
 # keras.applications refuses smaller inputs.
-MIN_SIZE = {"inception_v3": 75, INCEPTION_V3_OS16: 75, "resnet50": 32, "resnet152": 32}
+MIN_SIZE = {"inception_v3": 75, INCEPTION_V3_OS16: 75, "resnet50": 32, "resnet152": 32,
+            MOBILENET_V2: 32, MOBILENET_V2_OS16: 32}
+
+
+def feature_channels(name: str) -> int:
+    """Channels of the feature map of backbone `name` (the baseline's embedding width)."""
+    return _MOBILENET_CHANNELS if check_backbone(name).startswith("mobilenet_v2") else FEATURE_CHANNELS
 
 
 def check_weights(weights: str | None) -> str | None:
@@ -83,21 +95,26 @@ def build_backbone(
     """Builds a headless keras.applications backbone that takes raw RGB in [0, 255].
 
     Args:
-        name: "inception_v3", "inception_v3_os16" (last reduction at stride 1), "resnet50"
-            or "resnet152".
+        name: one of BACKBONES: "inception_v3", "inception_v3_os16" (last reduction at
+            stride 1), "resnet50", "resnet152", "mobilenet_v2", "mobilenet_v2_os16".
         input_shape: (H, W, 3); H, W may be None.
         weights: None (random), "imagenet" (downloaded and cached by Keras when
             online) or the path of a local weights file for that application.
         model_name: name of the returned model (default: `name`).
 
     Returns:
-        A model mapping `(B, H, W, 3)` images to `(B, h, w, 2048)` features at
-        output stride 32 (no global pooling).
+        A model mapping `(B, H, W, 3)` images to `(B, h, w, feature_channels(name))`
+        features at output stride 32 (16 for the "_os16" ones; no global pooling).
     """
     if check_backbone(name) == INCEPTION_V3_OS16:
         from spreid_tf.models.inception_dilated import build_dilated_inception_v3  # imports this module
 
         return build_dilated_inception_v3(input_shape, weights, model_name=model_name or name)
+    if name in (MOBILENET_V2, MOBILENET_V2_OS16):
+        from spreid_tf.models.mobilenet_dilated import build_dilated_mobilenet_v2  # imports this module
+
+        return build_dilated_mobilenet_v2(input_shape, weights, output_stride=16 if name == MOBILENET_V2_OS16 else 32,
+                                          model_name=model_name or name)
     constructor, mode = _APPLICATIONS[name]
     input_shape = check_input_shape(input_shape, name)
     weights = check_weights(weights)

@@ -9,11 +9,19 @@ from keras import ops
 
 from spreid_tf import lip
 from spreid_tf.layers import GroupLIPProbabilities, PartMaxPooling, ResizeTo, SemanticPooling, StopGradient
-from spreid_tf.models.backbones import build_backbone, check_backbone, input_shape_from_size
+from spreid_tf.models.backbones import build_backbone, check_backbone, feature_channels, input_shape_from_size
 from spreid_tf.models.parsing import build_parsing_model
 
 VARIANTS = ("w_fg", "wo_fg")
-EMBEDDING_DIMS = {"baseline": 2048, "wo_fg": 4096, "w_fg": 6144}
+# Pooled vectors concatenated in the embedding: global (+ foreground) + parts.
+_EMBEDDING_PIECES = {"baseline": 1, "wo_fg": 2, "w_fg": 3}
+
+
+def embedding_dim(kind: str, backbone: str = "inception_v3") -> int:
+    """Embedding width of "baseline", "wo_fg" or "w_fg" on `backbone` (InceptionV3: 2048, 4096, 6144)."""
+    if kind not in _EMBEDDING_PIECES:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {tuple(_EMBEDDING_PIECES)}")
+    return _EMBEDDING_PIECES[kind] * feature_channels(backbone)
 
 
 def _check_num_identities(num_identities: int) -> int:
@@ -40,12 +48,13 @@ def build_baseline_model(
 
     Args:
         num_identities: classifier width (from the data's label map).
-        backbone: "inception_v3", "resnet50" or "resnet152".
+        backbone: one of BACKBONES ("inception_v3", "resnet50", ...).
         input_size: (height, width) of the raw RGB input in [0, 255].
         weights: backbone weights: None, "imagenet" or a local file.
 
     Returns:
-        A model with outputs {"embedding": (B, 2048) float32, "logits": (B, num_identities)}.
+        A model with outputs {"embedding": (B, embedding_dim("baseline", backbone)) float32
+        (2048 for InceptionV3), "logits": (B, num_identities)}.
     """
     num_identities = _check_num_identities(num_identities)
     input_shape = input_shape_from_size(input_size, check_backbone(backbone))
@@ -110,7 +119,8 @@ def build_spreid_model(
         weights: re-id backbone weights: None, "imagenet" or a local file.
 
     Returns:
-        A model with outputs {"embedding": (B, D) float32, "logits": (B, num_identities)}.
+        A model with outputs {"embedding": (B, D) float32, "logits": (B, num_identities)},
+        D = embedding_dim(variant, backbone) (InceptionV3: 6144 w_fg, 4096 wo_fg).
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown SPReID variant {variant!r}; expected one of {VARIANTS}")

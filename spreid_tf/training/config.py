@@ -15,6 +15,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from spreid_tf.models.parsing import PARSING_BACKBONES
 from spreid_tf.training.schedules import SCHEDULES
 from spreid_tf.training.strategy import STRATEGIES
 
@@ -168,6 +169,9 @@ class ParsingConfig:
         output_stride: 16 (the paper's InceptionV3*) or 8 (finer logits for small crops).
         aspp_filters: width of an ASPP atrous branch (the authors': 256; the other
             branches scale with it).
+        backbone: "inception_v3" (the paper's InceptionV3*) or "mobilenet_v2" (atrous
+            MobileNetV2, for CPU runs).
+        decoder: DeepLabv3+'s decoder (logits at stride 4; small parts on small images).
         evaluate: mean IoU on the val split at the end.
         eval_batch_size: batch size of the evaluation.
         shuffle_buffer: records in the training pipeline's shuffle buffer.
@@ -181,6 +185,8 @@ class ParsingConfig:
     aspp_rates: tuple[int, ...] = (3, 6, 9, 12)
     output_stride: int = 16
     aspp_filters: int = 256
+    backbone: str = "inception_v3"
+    decoder: bool = False
     evaluate: bool = True
     eval_batch_size: int = 8
     shuffle_buffer: int = 2048
@@ -192,6 +198,8 @@ class ParsingConfig:
         object.__setattr__(self, "aspp_rates", tuple(int(r) for r in self.aspp_rates))
         if self.output_stride not in (8, 16) or self.aspp_filters < 1:
             raise ValueError(f"output_stride must be 8 or 16 and aspp_filters positive: {self}")
+        if self.backbone not in PARSING_BACKBONES:
+            raise ValueError(f"unknown parsing backbone {self.backbone!r}; expected one of {PARSING_BACKBONES}")
 
 
 def to_dict(config: Any) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from absl import flags
 
 from spreid_tf.models import BACKBONES, VARIANTS
+from spreid_tf.models.parsing import PARSING_BACKBONES
 from spreid_tf.training.config import REID_MODELS, OptimizationConfig, ParsingConfig, ReidConfig, RuntimeConfig
 from spreid_tf.training.schedules import SCHEDULES
 from spreid_tf.training.strategy import STRATEGIES
@@ -126,7 +127,11 @@ def define_parsing_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_float("max_scale", 2.0, "Largest random scale of the training images.", **kw)
     flags.DEFINE_string("weights", "imagenet", "Backbone initialisation: imagenet, none, or a weights file.", **kw)
     flags.DEFINE_list("aspp_rates", ["3", "6", "9", "12"], "Dilation rates of the ASPP 3x3 branches.", **kw)
-    flags.DEFINE_enum("output_stride", "16", ["8", "16"], "Output stride of InceptionV3* (16: the paper; "
+    flags.DEFINE_enum("backbone", "inception_v3", PARSING_BACKBONES, "Parsing backbone: inception_v3 (the "
+                      "paper's InceptionV3*) or mobilenet_v2 (DeepLab's atrous MobileNetV2; ~10x less work).", **kw)
+    flags.DEFINE_boolean("decoder", False, "DeepLabv3+'s decoder: logits at stride 4, refined with the "
+                         "backbone's stride-4 features (small parts on small images).", **kw)
+    flags.DEFINE_enum("output_stride", "16", ["8", "16"], "Output stride of the dilated backbone (16: the paper; "
                       "8: finer logits for small crops).", **kw)
     flags.DEFINE_integer("aspp_filters", 256, "Width of an ASPP atrous branch (the authors': 256; the pooling "
                          "and 1x1 branches are 2x, the projection 4x).", **kw)
@@ -170,6 +175,7 @@ def parsing_config_from_flags(values: flags.FlagValues) -> ParsingConfig:
         train_data=values.train_data, crop_size=_size(values.crop_size, "crop_size"), min_scale=values.min_scale,
         max_scale=values.max_scale, weights=_weights(values.weights),
         aspp_rates=tuple(int(r) for r in values.aspp_rates), output_stride=int(values.output_stride),
-        aspp_filters=values.aspp_filters, evaluate=values.evaluate,
+        aspp_filters=values.aspp_filters, backbone=values.backbone, decoder=values.decoder,
+        evaluate=values.evaluate,
         eval_batch_size=values.eval_batch_size, shuffle_buffer=values.shuffle_buffer,
         optimization=optimization_config_from_flags(values), runtime=runtime_config_from_flags(values))

@@ -20,12 +20,17 @@ from collections.abc import Sequence
 
 import keras
 
-from spreid_tf.models.parsing import ASPP_NAME, BACKBONE_NAME, CLASSIFIER_NAME
+from spreid_tf.models.parsing import ASPP_NAME, CLASSIFIER_NAME, DECODER_NAME
 from spreid_tf.training import schedules
 
 # Layers of build_parsing_model that train at `head_lr_multiplier` x the base rate.
 PARSING_HEAD_LAYERS: tuple[str, ...] = (ASPP_NAME, CLASSIFIER_NAME)
-PARSING_BACKBONE_LAYERS: tuple[str, ...] = (BACKBONE_NAME,)
+
+
+def parsing_head_layers(model: keras.Model) -> tuple[str, ...]:
+    """PARSING_HEAD_LAYERS plus the DeepLabv3+ decoder where the parsing model has one."""
+    names = {layer.name for layer in model.layers}
+    return PARSING_HEAD_LAYERS + ((DECODER_NAME,) if DECODER_NAME in names else ())
 # The re-id models' identity classifier (build_baseline_model / build_spreid_model).
 REID_CLASSIFIER_LAYERS: tuple[str, ...] = ("classifier",)
 

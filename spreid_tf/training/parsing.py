@@ -46,8 +46,9 @@ def train_parsing(config: ParsingConfig, model_dir: str) -> dict:
         with strategy.scope():
             model = build_parsing_model(input_shape=(None, None, 3), weights=config.weights,
                                         aspp_rates=config.aspp_rates, output_stride=config.output_stride,
-                                        aspp_filters=config.aspp_filters)
-        trainer = common.make_trainer(strategy, model, opt, runtime, optimizers.PARSING_HEAD_LAYERS,
+                                        aspp_filters=config.aspp_filters, backbone=config.backbone,
+                                        decoder=config.decoder)
+        trainer = common.make_trainer(strategy, model, opt, runtime, optimizers.parsing_head_layers(model),
                                       step.parsing_loss)
 
         def dataset_fn(context: tf.distribute.InputContext | None, start_step: int) -> tf.data.Dataset:

@@ -1,4 +1,4 @@
-"""The part-layout benchmark: permutation groups, why it needs part pooling, its Market-1501 tree."""
+"""The part-layout benchmark: outfit groups, why it needs part pooling, its Market-1501 tree."""
 
 from __future__ import annotations
 
@@ -48,15 +48,22 @@ def test_written_tree_is_deterministic(written, tmp_path):
         pl.write_part_layout_market(tmp_path / "raw", **SIZES)
 
 
-def test_every_group_permutes_the_same_colours_and_identities_are_unique():
+def test_groups_share_an_outfit_and_members_differ_by_their_accent():
     layouts = [pl.part_layout(i) for i in range(pl.MAX_IDENTITIES)]
+    assert pl.MAX_IDENTITIES == 240
     assert len({(x.colours, x.texture) for x in layouts}) == pl.MAX_IDENTITIES
     assert {c for x in layouts for c in x.colours} == set(pl.PALETTE)
     for g in range(0, pl.MAX_IDENTITIES, pl.GROUP_SIZE):
         group = layouts[g:g + pl.GROUP_SIZE]
-        assert len({tuple(sorted(x.colours)) for x in group}) == 1
-        assert len({x.texture for x in group}) == 1
-        assert len({x.colours for x in group}) == pl.GROUP_SIZE
+        assert len({(x.upper, x.lower, x.texture) for x in group}) == 1
+        assert all(x.head == x.shoes and x.head not in (x.upper, x.lower) and x.upper != x.lower for x in group)
+        assert len({x.head for x in group}) == pl.GROUP_SIZE
+    # Across groups, many pairs wear the same colours on different parts: each set of three colours
+    # is worn in all 3! assignments to (top, pants, cap and shoes): 20 sets x 15 pairs.
+    by_colours = collections.defaultdict(set)
+    for x in layouts:
+        by_colours[frozenset(x.colours)].add(x.colours)
+    assert sum(len(v) * (len(v) - 1) // 2 for v in by_colours.values()) == 300
     # Nothing but the part colours and the texture differs between identities.
     identities = [pl.make_part_layout_identity(i) for i in range(8)]
     for field in ("skin", "hair", "long_hair", "long_sleeves", "lower_kind", "sunglasses", "bag",
@@ -65,20 +72,15 @@ def test_every_group_permutes_the_same_colours_and_identities_are_unique():
         assert all(np.array_equal(v, values[0]) for v in values), field
 
 
-def test_test_set_holds_confusable_pairs_disjoint_from_train(written):
+def test_test_set_is_whole_groups_disjoint_from_train(written):
     info, _ = written
     train_pids = range(1, SIZES["num_train_ids"] + 1)
     test_pids = range(SIZES["num_train_ids"] + 1, SIZES["num_train_ids"] + SIZES["num_test_ids"] + 1)
     train = {info["pid_to_identity"][p] for p in train_pids}
     test = {info["pid_to_identity"][p] for p in test_pids}
     assert not train & test
-    layouts = [pl.part_layout(i) for i in sorted(test)]
-    by_colours = collections.defaultdict(set)
-    for x in layouts:
-        by_colours[tuple(sorted(x.colours))].add(x.colours)
-    # Same multiset of part colours, different assignments: the pairs the benchmark is about.
-    pairs = sum(len(v) * (len(v) - 1) // 2 for v in by_colours.values())
-    assert pairs >= 2 * 6  # two whole groups of four
+    groups = collections.Counter(pl.part_layout(i).group for i in test)
+    assert set(groups.values()) == {pl.GROUP_SIZE}  # two whole groups of four
 
 
 def _grey_world(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -108,20 +110,36 @@ def _separation(features: np.ndarray, ids: np.ndarray) -> tuple[float, float]:
     return float(np.mean(ids[d.argmin(1)] == ids)), float(d[~same].mean() / d[same & off].mean())
 
 
-def test_global_colour_histogram_cannot_separate_a_pair_but_part_means_can():
-    global_scores, part_scores = [], []
+def _image_histogram(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """4x4x4 colour histogram of the whole image, background included (what global pooling sees)."""
+    q = np.clip(rgb.reshape(-1, 3).astype(int) // 64, 0, 3)
+    h = np.bincount(q[:, 0] * 16 + q[:, 1] * 4 + q[:, 2], minlength=64).astype(np.float64)
+    return h / h.sum()
+
+
+def test_members_of_a_group_differ_in_a_few_percent_of_the_image_which_part_means_see():
+    image_scores, person_scores, part_scores, accent = [], [], [], []
+    small_parts = lip.PART_GROUPS["head"] + lip.PART_GROUPS["shoes"]
     for group in range(6):
-        for other in (1, 2, 3):  # swap upper/lower, head/shoes, both
+        for other in (1, 2, 3):
             pair = (4 * group, 4 * group + other)
-            assert sorted(pl.part_layout(pair[0]).colours) == sorted(pl.part_layout(pair[1]).colours)
+            a, b = pl.part_layout(pair[0]), pl.part_layout(pair[1])
+            assert (a.upper, a.lower, a.texture) == (b.upper, b.lower, b.texture) and a.head != b.head
             images = [pl.render(index, cam, image_seed=cam) for index in pair for cam in range(1, 7)]
+            accent += [np.isin(mask, small_parts).mean() for _, mask in images]
             ids = np.repeat([0, 1], 6)
-            global_scores.append(_separation(np.array([_global_histogram(*x) for x in images]), ids))
+            image_scores.append(_separation(np.array([_image_histogram(*x) for x in images]), ids))
+            person_scores.append(_separation(np.array([_global_histogram(*x) for x in images]), ids))
             part_scores.append(_separation(np.array([_part_means(*x) for x in images]), ids))
-    global_scores, part_scores = np.array(global_scores), np.array(part_scores)
-    # Globally, A's images are no closer to each other than to B's (chance is 0.5).
-    assert global_scores[:, 0].mean() <= 0.5 and global_scores[:, 1].max() < 1.35
-    # Per part, every image's nearest neighbour is the same identity, for every pair.
+    image_scores, person_scores, part_scores = map(np.array, (image_scores, person_scores, part_scores))
+    # Cap and shoes (with the hair and face under the cap) are ~3% of the image (measured 2.6%, max 3.0%).
+    assert max(accent) < 0.05
+    # Over the whole image, camera (light, background) outweighs the accent: each image's nearest
+    # neighbour is the other person (measured: 0 of 216), between/within distance ratio < 1.
+    assert image_scores[:, 0].mean() <= 0.1 and image_scores[:, 1].max() < 1.0
+    # The person's pixels alone (SPReID's foreground) do better, not reliably (measured: 0.76, min 0.42).
+    assert image_scores[:, 0].mean() < person_scores[:, 0].mean() < 1.0
+    # Per part, every image's nearest neighbour is the same identity, for every pair (measured ratio >= 2.45).
     assert part_scores[:, 0].min() == 1.0 and part_scores[:, 1].min() > 1.5
 
 

@@ -30,3 +30,28 @@ def test_bad_arguments():
         build_parsing_model(input_shape=(96, 96, 4))
     with pytest.raises(FileNotFoundError, match="missing.h5"):
         build_parsing_model(weights="missing.h5")
+
+
+def test_mobilenet_with_decoder_gives_stride_4_logits_and_round_trips(tmp_path):
+    import keras
+
+    from spreid_tf.training.optimizers import PARSING_HEAD_LAYERS, parsing_head_layers
+
+    model = build_parsing_model(input_shape=(None, None, 3), backbone="mobilenet_v2", decoder=True,
+                                aspp_filters=8, aspp_rates=(1, 2))
+    x = np.random.default_rng(0).uniform(0, 255, (2, 128, 80, 3)).astype("float32")
+    out = model(x)
+    assert out["logits"].shape == (2, 32, 20, 20) and out["probabilities"].shape == (2, 128, 80, 20)
+    assert parsing_head_layers(model) == PARSING_HEAD_LAYERS + ("decoder",)
+    assert parsing_head_layers(build_parsing_model(aspp_filters=8)) == PARSING_HEAD_LAYERS
+    path = tmp_path / "parsing.keras"
+    model.save(path)
+    again = keras.saving.load_model(path, compile=False)(x)
+    np.testing.assert_array_equal(np.asarray(again["logits"]), np.asarray(out["logits"]))
+    with pytest.raises(ValueError, match="unknown parsing backbone"):
+        build_parsing_model(backbone="vgg16")
+
+
+def test_inception_decoder_uses_the_stride_4_pooling():
+    model = build_parsing_model(input_shape=(128, 80, 3), decoder=True, aspp_filters=8, aspp_rates=(1,))
+    assert model.output["logits"].shape == (None, 30, 18, 20)  # InceptionV3's first max pooling ("valid")

@@ -1,10 +1,13 @@
 """Synthetic people whose identity is the body-part layout of a shared palette.
 
 Every identity wears colours from one small palette on four parts, and people differ
-only in WHICH colour each part wears. Pairs such as A = red top / blue trousers and
-B = blue top / red trousers carry the same colours in (nearly) the same amounts, so
-global colour statistics of the person cannot tell them apart; features pooled per
-body part (SPReID's head / upper-body / lower-body / shoes maps) can.
+only in WHICH colour each part wears. What tells two people of one *outfit group*
+apart is the colour of their small parts (cap and shoes): a few percent of the
+image, which global average pooling dilutes among the clothes and the background,
+and which SPReID's part maps pool on their own (l1-normalised: a cap counts as much
+as a shirt). Across groups many pairs carry the same colours on different parts
+(A = red top / blue pants / green cap and shoes, B = green top / blue pants / red
+cap and shoes).
 
 Palette and parts:
 
@@ -13,36 +16,27 @@ Palette and parts:
 - PARTS: head (a cap; the hair under it is a fixed dark brown), upper clothes, lower
   clothes (long pants) and shoes.
 - TEXTURES: the clothes are plain, or striped with a darker shade of their own colour
-  (so a texture adds no hue of its own). Stripes go on the upper AND the lower
-  clothes: striping only one garment would let global statistics see which colour is
-  striped, and so tell the swapped pair below apart.
+  (so a texture adds no hue of its own), on the upper and the lower clothes alike.
 
 Everything else is the same for everybody: skin, hair, body shape, short sleeves, long
-pants, no sunglasses and no bag (a bag would hide parts and carry a colour). The body
-width is chosen so that upper clothes (torso and short sleeves) and pants cover about
-the same number of pixels, and cap and shoes are both small, which is what makes the
-swaps below invisible to global colour statistics.
+pants, no sunglasses and no bag (a bag would hide parts and carry a colour).
 
-Permutation groups: a layout is a tuple (head, upper, lower, shoes) of palette colours
-with upper != lower and head != shoes. A group is the orbit of a layout under the two
-swaps of parts of about equal area, upper<->lower and head<->shoes, together with a
-texture: four identities with the same colours in the same amounts, member m of a
-group swapping upper/lower if bit 0 of m is set and head/shoes if bit 1 is set:
+Outfit groups: a group is an outfit, (upper, lower) colours with upper != lower and a
+texture (6 x 5 x 2 = 60 groups). Its GROUP_SIZE = 4 members wear the four palette
+colours the outfit does not use as their *accent*, on the cap and on the shoes:
 
-    member 0: cap red,    top blue,  pants green, shoes yellow
-    member 1: cap red,    top green, pants blue,  shoes yellow
-    member 2: cap yellow, top blue,  pants green, shoes red
-    member 3: cap yellow, top green, pants blue,  shoes red
+    member 0: top red, pants blue, cap and shoes yellow
+    member 1: top red, pants blue, cap and shoes green
+    member 2: top red, pants blue, cap and shoes cyan
+    member 3: top red, pants blue, cap and shoes magenta
 
-Identity `index` is member `index % 4` of group `index // 4`. Groups are ordered with
-layouts of four different colours first (90 orbits x 2 textures = 720 identities),
-then three colours (960 identities), then two (120); `seed` shuffles the order within
-each tier. MAX_IDENTITIES = 1800 identities in all.
+Identity `index` is member `index % 4` of group `index // 4`; `seed` shuffles the
+group order. MAX_IDENTITIES = 240 identities in all.
 
     identity = make_part_layout_identity(5)          # a people.Identity
     info = write_part_layout_market("/tmp/pl", num_train_ids=100, images_per_train_id=8,
                                     num_test_ids=100, gallery_per_test_id=4,
-                                    num_distractors=50, masks_dir="/tmp/pl_masks")
+                                    num_distractors=20, masks_dir="/tmp/pl_masks")
     convert_dataset("market1501", "/tmp/pl", "/tmp/records", overwrite=True)
 
 The converter stores `image/filename` as the path relative to `Market-1501-v15.09.15/`
@@ -87,8 +81,7 @@ _HAIR = np.array([70, 45, 25], np.float32)
 # lower clothes with shade 0.6 (period + 1), so the upper ones use the same shade.
 _STRIPE_SHADE = 0.6
 _STRIPE_PERIOD = 4
-# Upper clothes with short sleeves cover about as many pixels as long pants at this
-# width (measured: ratio ~1.0), so swapping their colours keeps the colour amounts.
+# Upper clothes with short sleeves cover about as many pixels as long pants at this width.
 _WIDTH_FACTOR = 0.68
 _HEIGHT_FACTOR = 0.96
 
@@ -104,7 +97,7 @@ class PartLayout:
     Attributes:
         head, upper, lower, shoes: palette colour names (keys of PALETTE).
         texture: the texture of upper and lower clothes, one of TEXTURES.
-        group: index of the identity's permutation group (identity index // 4).
+        group: index of the identity's outfit group (identity index // 4).
         member: position in the group (identity index % 4).
     """
 
@@ -122,24 +115,12 @@ class PartLayout:
         return (self.head, self.upper, self.lower, self.shoes)
 
 
-def _canonical(layout: tuple[int, ...]) -> tuple[int, ...]:
-    """The smallest layout of the orbit under the upper<->lower and head<->shoes swaps."""
-    h, u, lo, s = layout
-    return min((h, u, lo, s), (h, lo, u, s), (s, u, lo, h), (s, lo, u, h))
-
-
 @functools.lru_cache(maxsize=16)
-def _groups(seed: int) -> tuple[tuple[tuple[int, int, int, int], str], ...]:
-    """All (canonical layout, texture) groups in identity order for `seed`."""
-    orbits = sorted({_canonical(t) for t in itertools.product(range(len(COLOURS)), repeat=4)
-                     if t[1] != t[2] and t[0] != t[3]})
+def _groups(seed: int) -> tuple[tuple[int, int, str], ...]:
+    """All outfit groups (upper colour, lower colour, texture) in identity order for `seed`."""
+    outfits = [(u, lo, texture) for u, lo in itertools.permutations(range(len(COLOURS)), 2) for texture in TEXTURES]
     rng = np.random.default_rng([seed, 7])
-    ordered = []
-    # Layouts of four different colours first: they are the cleanest confusers.
-    for distinct in (4, 3, 2):
-        tier = [(o, texture) for o in orbits if len(set(o)) == distinct for texture in TEXTURES]
-        ordered.extend(tier[i] for i in rng.permutation(len(tier)))
-    return tuple(ordered)
+    return tuple(outfits[i] for i in rng.permutation(len(outfits)))
 
 
 MAX_IDENTITIES: int = GROUP_SIZE * len(_groups(0))
@@ -155,12 +136,9 @@ def part_layout(index: int, seed: int = 0) -> PartLayout:
         raise ValueError(f"identity index {index} outside 0..{MAX_IDENTITIES - 1} "
                          f"(the palette scheme has {MAX_IDENTITIES} identities)")
     group, member = divmod(index, GROUP_SIZE)
-    (h, u, lo, s), texture = _groups(seed)[group]
-    if member & 1:
-        u, lo = lo, u
-    if member & 2:
-        h, s = s, h
-    return PartLayout(COLOURS[h], COLOURS[u], COLOURS[lo], COLOURS[s], texture, group, member)
+    u, lo, texture = _groups(seed)[group]
+    accent = [c for c in range(len(COLOURS)) if c not in (u, lo)][member]
+    return PartLayout(COLOURS[accent], COLOURS[u], COLOURS[lo], COLOURS[accent], texture, group, member)
 
 
 def _rgb(name: str) -> np.ndarray:
@@ -207,7 +185,7 @@ def write_part_layout_market(root: os.PathLike | str, *, num_train_ids: int, ima
     """Writes the part-layout benchmark as a Market-1501 tree under `root`.
 
     Train identities are indices 0..num_train_ids-1 (pids 1..num_train_ids); test
-    identities start at the next group boundary, so they are whole permutation groups
+    identities start at the next group boundary, so they are whole outfit groups
     (pids num_train_ids+1..num_train_ids+num_test_ids); each distractor (pid 0000) is
     another identity, from groups after the test ones. Each test id has one query from
     camera `1 + i % num_cameras`, one gallery image from that camera (which the protocol
