@@ -1,15 +1,15 @@
 """SPReID's effect in minutes on a CPU: synthetic data -> parser -> baseline vs SPReID, 3 seeds.
 
-    python -m spreid_tf.demo                                  # ~10 min on 2 cores
+    python -m spreid_tf.demo                                  # ~6.5 min on 2 cores
     python -m spreid_tf.demo --quick --results_json=r.json    # two seeds, fewer steps
     python -m spreid_tf.demo --workdir=/tmp/spreid_demo --keep
 
 1. writes a synthetic LIP (the LIP miniature plus rendered people, real layout) and
    a synthetic *part-layout* Market-1501 (`spreid_tf.data.synthetic.part_layout`):
-   identities share a six-colour palette and differ only in which colour each body
-   part wears, so many pairs carry the same colours on swapped parts. Cameras change
-   light, background, scale, shift and pose. Ground-truth part masks of the test
-   images are written beside the tree (not in it);
+   identities share a six-colour palette; the four people of an outfit group wear the
+   same top and pants and differ by the colour of cap and shoes (~3% of the image).
+   Cameras change light, background, scale, shift and pose. Ground-truth part masks of
+   the test images are written beside the tree (not in it);
 2. converts both with the real readers (`spreid_tf.data.convert`);
 3. trains the parsing model on the synthetic LIP and scores it on LIP val (20-label and
    five-group mean IoU). The demo's backbone is MobileNetV2 (keras.applications; DeepLab's
@@ -71,17 +71,18 @@ class DemoSettings:
 
     Attributes:
         train_ids, images_per_train_id: part-layout people of the train split.
-        test_ids: people in query (one image each) and gallery; whole groups of 4
-            (see part_layout), so confusable pairs are in the test set.
+        test_ids: people in query (one image each) and gallery; whole outfit groups of 4
+            (see part_layout), so the people who differ only by cap and shoes are in the test set.
         gallery_per_test_id: gallery images per test person from other cameras (plus
             one from the query's camera, which the protocol excludes).
         distractors: gallery images of people never queried (pid 0).
         lip_train, lip_val: synthetic LIP pairs added to train and val.
         input_size: re-id and parsing input (height, width).
-        reid_backbone: "mobilenet_v2_os16": MobileNetV2 with its last reduction at stride 1
-            (fast-reid's "last stride 1"): an 8x5 feature grid at 128x80, where the plain
-            network's 4x3 leaves little for part pooling to separate. "inception_v3_os16"
-            is the paper's network (6x3), ~5x slower per step on a CPU.
+        reid_backbone: "mobilenet_v2_c3": MobileNetV2's stride-8 features (a 16x10 grid at
+            128x80, receptive field 59 px). Local features are what part pooling needs: the
+            deep backbones trained from random weights ("mobilenet_v2_os16", "inception_v3_os16")
+            learn features that see the whole crop at every position, and their part-pooled,
+            foreground-pooled and globally pooled vectors then score the same (BUILD.md).
         parsing_backbone, parsing_decoder: the parser's backbone and DeepLabv3+'s decoder
             (logits at stride 4: without it the stride-16 or -8 logits miss the shoes).
         parsing_crop: parsing training crops.
@@ -112,7 +113,7 @@ class DemoSettings:
     lip_train: int = 96
     lip_val: int = 24
     input_size: tuple[int, int] = (128, 80)
-    reid_backbone: str = "mobilenet_v2_os16"
+    reid_backbone: str = "mobilenet_v2_c3"
     parsing_backbone: str = "mobilenet_v2"
     parsing_decoder: bool = True
     parsing_crop: tuple[int, int] = (128, 80)
@@ -173,7 +174,7 @@ class DemoResult:
     seeds: tuple[int, ...]
     seconds: float
     workdir: str
-    reid_backbone: str = "mobilenet_v2_os16"
+    reid_backbone: str = "mobilenet_v2_c3"
 
     def as_json(self) -> dict:
         """The --results_json document."""
@@ -311,16 +312,22 @@ def ground_truth_maps(masks: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
                      for g in groups])
 
 
-def probe_embeddings(model: keras.Model, converted: Path, split: str, image_size: tuple[int, int],
-                     maps_fn, batch_size: int = 32) -> np.ndarray:
-    """Embeddings of `split` from a SPReID model pooled with `maps_fn(filenames) -> maps`."""
+def probe_function(model: keras.Model):
+    """`embed(image, maps) -> embedding` of a SPReID model pooled with the given maps (traced once)."""
     probe = build_pooling_probe(model)
-    embed = tf.function(lambda image, maps: probe({"image": image, "maps": maps}), reduce_retracing=True)
+    signature = [tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32),
+                 tf.TensorSpec((None, None, None, lip.NUM_GROUPS), tf.float32)]
+    return tf.function(lambda image, maps: probe({"image": image, "maps": maps}), input_signature=signature)
+
+
+def probe_embeddings(embed, converted: Path, split: str, image_size: tuple[int, int], maps_fn,
+                     batch_size: int = 32) -> np.ndarray:
+    """Embeddings of `split` from `embed = probe_function(model)` with the maps `maps_fn(filenames)`."""
     out = []
     for batch in pipelines.eval_dataset([str(f) for f in split_shards(converted, split)], batch_size=batch_size,
                                         image_size=tuple(image_size)):
         names = [n.decode() for n in batch["filename"].numpy()]
-        out.append(np.asarray(embed(tf.cast(batch["image"], tf.float32), tf.constant(maps_fn(names)))))
+        out.append(np.asarray(embed(tf.cast(batch["image"], tf.float32), tf.constant(maps_fn(names), tf.float32))))
     return np.concatenate(out)
 
 
@@ -385,9 +392,10 @@ def _reid_job(settings: DemoSettings, key: str, data: dict[str, Path], seed: int
         def uniform_maps(split):
             return lambda names: np.ones((len(names),) + grid + (lip.NUM_GROUPS,), np.float32)
 
+        embed = probe_function(model)
         for probe_key, maps_fn in ((GT_MASKS, gt_maps), (UNIFORM_MAPS, uniform_maps)):
             out["embeddings"][probe_key] = tuple(
-                probe_embeddings(model, market, split, settings.input_size, maps_fn(split))
+                probe_embeddings(embed, market, split, settings.input_size, maps_fn(split))
                 for split in ("query", "gallery"))
     else:
         # Random features already separate people by colour: the reference training must beat.

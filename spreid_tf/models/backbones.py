@@ -30,17 +30,24 @@ INCEPTION_V3_OS16 = "inception_v3_os16"
 # MobileNetV2 (keras.applications, width 1.0), plain and at output stride 16
 # (`build_dilated_mobilenet_v2`): about a tenth of InceptionV3's work, for CPU runs.
 MOBILENET_V2, MOBILENET_V2_OS16 = "mobilenet_v2", "mobilenet_v2_os16"
-BACKBONES: tuple[str, ...] = tuple(_APPLICATIONS) + (INCEPTION_V3_OS16, MOBILENET_V2, MOBILENET_V2_OS16)
+# MobileNetV2's stride-8 features (FPN's "C3"): the network up to block 6's expansion
+# (`block_6_expand_relu`, 192 channels), a receptive field of 59 pixels. Features that stay
+# local: trained from random weights, the deep networks' features see the whole crop at every
+# position (receptive fields of 500+ pixels) and part pooling then equals global pooling.
+MOBILENET_V2_C3 = "mobilenet_v2_c3"
+_MOBILENET_C3_LAYER = "block_6_expand_relu"
+BACKBONES: tuple[str, ...] = tuple(_APPLICATIONS) + (INCEPTION_V3_OS16, MOBILENET_V2, MOBILENET_V2_OS16,
+                                                     MOBILENET_V2_C3)
 FEATURE_CHANNELS = 2048
-_MOBILENET_CHANNELS = 1280
+_CHANNELS = {MOBILENET_V2: 1280, MOBILENET_V2_OS16: 1280, MOBILENET_V2_C3: 192}
 # keras.applications refuses smaller inputs.
 MIN_SIZE = {"inception_v3": 75, INCEPTION_V3_OS16: 75, "resnet50": 32, "resnet152": 32,
-            MOBILENET_V2: 32, MOBILENET_V2_OS16: 32}
+            MOBILENET_V2: 32, MOBILENET_V2_OS16: 32, MOBILENET_V2_C3: 32}
 
 
 def feature_channels(name: str) -> int:
     """Channels of the feature map of backbone `name` (the baseline's embedding width)."""
-    return _MOBILENET_CHANNELS if check_backbone(name).startswith("mobilenet_v2") else FEATURE_CHANNELS
+    return _CHANNELS.get(check_backbone(name), FEATURE_CHANNELS)
 
 
 def check_weights(weights: str | None) -> str | None:
@@ -96,7 +103,8 @@ def build_backbone(
 
     Args:
         name: one of BACKBONES: "inception_v3", "inception_v3_os16" (last reduction at
-            stride 1), "resnet50", "resnet152", "mobilenet_v2", "mobilenet_v2_os16".
+            stride 1), "resnet50", "resnet152", "mobilenet_v2", "mobilenet_v2_os16",
+            "mobilenet_v2_c3" (stride-8 features, 59 px receptive field).
         input_shape: (H, W, 3); H, W may be None.
         weights: None (random), "imagenet" (downloaded and cached by Keras when
             online) or the path of a local weights file for that application.
@@ -104,17 +112,21 @@ def build_backbone(
 
     Returns:
         A model mapping `(B, H, W, 3)` images to `(B, h, w, feature_channels(name))`
-        features at output stride 32 (16 for the "_os16" ones; no global pooling).
+        features at output stride 32 (16 for the "_os16" ones, 8 for "mobilenet_v2_c3"; no
+        global pooling).
     """
     if check_backbone(name) == INCEPTION_V3_OS16:
         from spreid_tf.models.inception_dilated import build_dilated_inception_v3  # imports this module
 
         return build_dilated_inception_v3(input_shape, weights, model_name=model_name or name)
-    if name in (MOBILENET_V2, MOBILENET_V2_OS16):
+    if name in (MOBILENET_V2, MOBILENET_V2_OS16, MOBILENET_V2_C3):
         from spreid_tf.models.mobilenet_dilated import build_dilated_mobilenet_v2  # imports this module
 
-        return build_dilated_mobilenet_v2(input_shape, weights, output_stride=16 if name == MOBILENET_V2_OS16 else 32,
-                                          model_name=model_name or name)
+        network = build_dilated_mobilenet_v2(input_shape, weights, output_stride=16 if name == MOBILENET_V2_OS16 else 32,
+                                             model_name=model_name or name)
+        if name == MOBILENET_V2_C3:
+            network = keras.Model(network.input, network.get_layer(_MOBILENET_C3_LAYER).output, name=network.name)
+        return network
     constructor, mode = _APPLICATIONS[name]
     input_shape = check_input_shape(input_shape, name)
     weights = check_weights(weights)

@@ -57,4 +57,6 @@ def test_reid_backbones():
     # Any-size inputs: keras pads a stride-2 conv by (0, 1) whatever the grid, so 5 columns give 2.
     assert build_backbone("mobilenet_v2")(x).shape == (1, 4, 2, 1280)
     assert build_backbone("mobilenet_v2_os16")(x).shape == (1, 8, 5, 1280)
+    assert build_backbone("mobilenet_v2_c3")(x).shape == (1, 16, 10, 192)  # stride 8, block 6's expansion
     assert feature_channels("mobilenet_v2_os16") == 1280 and feature_channels("inception_v3_os16") == 2048
+    assert feature_channels("mobilenet_v2_c3") == 192

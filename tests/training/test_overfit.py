@@ -41,10 +41,12 @@ def test_parsing_model_overfits_eight_synthetic_lip_images():
              for k in range(8)]
     images = tf.constant(np.stack([p[0] for p in pairs]).astype("float32"))
     masks = np.stack([p[1] for p in pairs])
-    model = build_parsing_model(input_shape=(None, None, 3), aspp_rates=(1, 1, 2, 2), output_stride=8,
-                                aspp_filters=64)
-    losses = _train(model, step.parsing_loss, images, tf.constant(masks[..., None].astype("int32")), 70, 0.01,
-                    optimizers.PARSING_HEAD_LAYERS, 10.0)
+    # InceptionV3* at output stride 16 with DeepLabv3+'s decoder (stride-4 logits): without it the
+    # 9x5-pixel shoes stay at IoU 0 (stride 8: 0.75 over the other four groups, BUILD.md).
+    model = build_parsing_model(input_shape=(None, None, 3), aspp_rates=(1, 1, 2, 2), output_stride=16,
+                                aspp_filters=32, decoder=True)
+    losses = _train(model, step.parsing_loss, images, tf.constant(masks[..., None].astype("int32")), 100, 0.02,
+                    optimizers.parsing_head_layers(model), 10.0)
     predicted = model(images, training=False)["probabilities"].numpy().argmax(-1)
     groups = np.asarray(lip.label_to_segmentation_group())
     scores = segmentation_metrics.segmentation_scores(
@@ -52,10 +54,9 @@ def test_parsing_model_overfits_eight_synthetic_lip_images():
     iou = dict(zip(lip.SEGMENTATION_GROUP_NAMES, scores["per_class_iou"]))
     print("parsing overfit:", losses[0], "->", losses[-1], scores["pixel_accuracy"], iou)
     assert losses[-1] < 0.2 * losses[0]
-    assert scores["pixel_accuracy"] >= 0.945, (scores, iou)
-    # Background, head, upper and lower body. Shoes (9x5 px at 128 px) need more resolution
-    # or time than this test has: see BUILD.md, "Training from random weights".
-    assert np.mean([iou[k] for k in ("background", "head", "upper_body", "lower_body")]) >= 0.75, iou
+    # Measured: pixel accuracy 0.989, five-group mean IoU 0.881 (shoes 0.59).
+    assert scores["pixel_accuracy"] >= 0.95, (scores, iou)
+    assert np.mean(list(iou.values())) >= 0.80, iou
 
 
 def _reid_examples():
@@ -76,8 +77,7 @@ def test_reid_model_overfits_eight_identities(model_type):
     if model_type == "baseline":
         model = build_baseline_model(8, input_size=SIZE)
     else:
-        parser = build_parsing_model(input_shape=(None, None, 3), aspp_rates=(1, 1, 2, 2), output_stride=8,
-                                     aspp_filters=32)
+        parser = build_parsing_model(input_shape=(None, None, 3), aspp_rates=(1, 1, 2, 2), aspp_filters=32)
         model = build_spreid_model(8, input_size=SIZE, parsing_model=parser)
     losses = _train(model, step.reid_loss, images, labels, 60, 0.01, optimizers.REID_CLASSIFIER_LAYERS, 10.0)
     predicted = model(images, training=False)["logits"].numpy().argmax(-1)
