@@ -30,6 +30,8 @@ def define_flags() -> None:
     training_flags.define_reid_flags()
     training_flags.define_optimization_flags(total_steps=200_000, learning_rate=0.01)
     training_flags.define_runtime_flags()
+    # --help lists the flags of the main module only: make these its own.
+    flags.adopt_module_key_flags(training_flags)
 
 
 def main(argv: list[str]) -> None:

@@ -1,4 +1,4 @@
-"""Trains the human-parsing model (InceptionV3* + ASPP) on LIP, then evaluates it on val.
+"""Trains the human-parsing model (InceptionV3* or MobileNetV2 + ASPP) on LIP, then evaluates it on val.
 
     python -m spreid_tf.train_parsing --flagfile=configs/lip_parsing.flags --model_dir=/runs/lip
 
@@ -29,6 +29,8 @@ def define_flags() -> None:
     training_flags.define_parsing_flags()
     training_flags.define_optimization_flags(total_steps=30_000, learning_rate=0.01, head_lr_multiplier=10.0)
     training_flags.define_runtime_flags()
+    # --help lists the flags of the main module only: make these its own.
+    flags.adopt_module_key_flags(training_flags)
 
 
 def main(argv: list[str]) -> None:

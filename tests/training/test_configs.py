@@ -101,3 +101,14 @@ def test_synthetic_flagfiles_match_the_demo():
     assert parsing_config.optimization == expected.optimization
     for field in ("crop_size", "aspp_rates", "output_stride", "aspp_filters", "min_scale", "max_scale"):
         assert getattr(parsing_config, field) == getattr(expected, field), field
+
+
+@pytest.mark.parametrize("binary, flag", [("spreid_tf.train", "--init_from"),
+                                          ("spreid_tf.train_parsing", "--[no]decoder")])
+def test_help_lists_the_binary_s_flags(binary, flag):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", binary, "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr[-2000:]  # absl's --help exits with 1
+    assert f"  {flag}:" in done.stdout and "  --learning_rate:" in done.stdout and "  --seed:" in done.stdout
