@@ -480,7 +480,7 @@ def checks(result: DemoResult) -> list[tuple[str, bool]]:
     ]
 
 
-def format_table(result: DemoResult) -> str:
+def format_table(result: DemoResult, runs_kept: bool = True) -> str:
     """The result as a Markdown table (mean +- std over seeds, per-seed values) and the training curves."""
     seeds = ", ".join(str(s) for s in result.seeds)
 
@@ -517,7 +517,8 @@ def format_table(result: DemoResult) -> str:
     lines.append("")
     for text, ok in checks(result):
         lines.append(f"[{'x' if ok else ' '}] {text}")
-    lines.append(f"({result.seconds / 60:.1f} min; runs in {result.workdir}/runs)")
+    where = f"runs in {result.workdir}/runs" if runs_kept else "runs deleted: --keep or --workdir=DIR keeps them"
+    lines.append(f"({result.seconds / 60:.1f} min; {where})")
     return "\n".join(lines)
 
 
@@ -542,7 +543,7 @@ def main(argv: list[str]) -> None:
     workdir = FLAGS.workdir or tempfile.mkdtemp(prefix="spreid_demo_")
     try:
         result = run_demo(workdir, QUICK if FLAGS.quick else DemoSettings())
-        print(format_table(result), flush=True)
+        print(format_table(result, runs_kept=bool(FLAGS.workdir or FLAGS.keep)), flush=True)
         if FLAGS.results_json:
             path = Path(FLAGS.results_json)
             tmp = path.with_name(path.name + ".tmp")
