@@ -13,7 +13,6 @@ import dataclasses
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from spreid_tf import lip, metrics, rerank, segmentation_metrics, visualize
+from spreid_tf import atomic, lip, metrics, rerank, segmentation_metrics, visualize
 from spreid_tf.data import pipelines, schema
 from spreid_tf.data.manifest import load_manifest, split_shards
 from spreid_tf.models import combine_embeddings
@@ -67,19 +66,7 @@ def model_image_size(model: keras.Model) -> tuple[int, int]:
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Writes a text file atomically (temporary file in the same folder, then rename)."""
-    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic.write_text(path, text)
 
 
 def extract_features(model: keras.Model, files: Sequence[str | os.PathLike], image_size: tuple[int, int],
@@ -140,11 +127,8 @@ def cached_features(model: keras.Model, model_path: str | os.PathLike, converted
                 return FeatureSet(**{f.name: cached[f.name] for f in dataclasses.fields(FeatureSet)})
     features = extract_features(model, files, image_size, batch_size, total=total)
 
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            np.savez(f, key=json.dumps(key), **dataclasses.asdict(features))
-
-    _atomic_write(path, write)
+    with atomic.atomic_file(path) as f:
+        np.savez(f, key=json.dumps(key), **dataclasses.asdict(features))
     return features
 
 

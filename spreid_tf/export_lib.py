@@ -40,7 +40,6 @@ import datetime
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Sequence
 
@@ -50,7 +49,7 @@ import tensorflow as tf
 
 import spreid_tf
 import spreid_tf.layers  # noqa: F401  (registers the custom layers for load_model)
-from spreid_tf import lip
+from spreid_tf import atomic, lip
 from spreid_tf.data import pipelines
 from spreid_tf.layers import GroupLIPProbabilities, SemanticPooling, group_lip_probabilities
 
@@ -423,7 +422,7 @@ def export_saved_model(
     os.makedirs(parent, exist_ok=True)
     # A sibling temporary folder: same file system, so the final rename is atomic and
     # TF Serving, which polls the base path, never sees a half-written version.
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(output)}.tmp-", dir=parent)
+    tmp = atomic.make_temporary_folder(parent, prefix=f".{os.path.basename(output)}.tmp-")
     try:
         signatures = module.signatures()
         tf.saved_model.save(module, tmp, signatures=signatures)

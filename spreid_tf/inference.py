@@ -31,7 +31,6 @@ import dataclasses
 import glob
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 
@@ -39,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from spreid_tf import atomic
 from spreid_tf.data import pipelines, schema
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -407,18 +407,8 @@ def extract_features(
 
 def _atomic_write(path: str, write: Callable[[object], None], mode: str = "wb") -> None:
     """Writes through `write(file)` into a sibling temporary file, then renames it to `path`."""
-    path = os.path.abspath(path)
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"newline": "", "encoding": "utf-8"})) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic.atomic_file(path, mode) as f:
+        write(f)
 
 
 def save_features(path: str | os.PathLike, features: Features) -> None:

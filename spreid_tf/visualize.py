@@ -6,13 +6,12 @@ All functions take and return RGB uint8 arrays; `write_png` writes one atomicall
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 
 import cv2
 import numpy as np
 
-from spreid_tf import lip
+from spreid_tf import atomic, lip
 
 GREEN = (40, 170, 60)
 RED = (220, 40, 40)
@@ -33,18 +32,7 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(np.asarray(image, np.uint8), cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError(f"could not encode a PNG for {path} from an array of shape {np.shape(image)}")
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(encoded.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic.write_bytes(path, encoded.tobytes())
 
 
 def _text(canvas, text, origin, scale=0.45, colour=(0, 0, 0), thickness=1):

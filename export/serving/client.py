@@ -280,6 +280,10 @@ def save_npz(path: str, result: Mapping) -> None:
             np.savez(f, embeddings=result["embeddings"], filenames=result["filenames"],
                      skipped_filenames=np.array([p for p, _ in result["skipped"]], dtype=str),
                      skipped_reasons=np.array([r for _, r in result["skipped"]], dtype=str))
+        # mkstemp makes the file 0600; give it what open() would (stand-alone: not spreid_tf.atomic).
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -204,3 +204,19 @@ def test_mixed_precision_model_exports_float32_outputs(image_bytes, tmp_path):
     reference = reference / tf.norm(reference, axis=1, keepdims=True)
     np.testing.assert_allclose(embedding, reference, atol=1e-3)
     shutil.rmtree(tmp_path / "exports")  # ~90 MB
+
+
+def test_the_export_is_readable_by_other_users_as_the_umask_allows(baseline):
+    """TF Serving may run as another user: no 0700 version folder, no 0600 files."""
+    import stat
+
+    from spreid_tf import atomic
+
+    readable_files, readable_folders = atomic.file_mode() & 0o444, atomic.folder_mode() & 0o555
+    assert stat.S_IMODE(os.stat(baseline.export_dir).st_mode) == atomic.folder_mode()
+    for root, folders, files in os.walk(baseline.export_dir):
+        for name in folders:
+            assert stat.S_IMODE(os.stat(os.path.join(root, name)).st_mode) & 0o555 == readable_folders, name
+        for name in files:
+            assert stat.S_IMODE(os.stat(os.path.join(root, name)).st_mode) & 0o444 == readable_files, name
+
