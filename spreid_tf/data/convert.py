@@ -237,7 +237,8 @@ def _existing(final: Path, source_root: str, options: dict[str, Any], overwrite:
         if overwrite:
             return None
         raise FileExistsError(f"{final} exists but has no {schema.MANIFEST_FILENAME} (not a finished "
-                              "conversion); remove it or pass overwrite=True")
+                              "conversion); remove it or pass overwrite=True (datasets/convert.py: "
+                              "--overwrite)")
     with open(manifest_path) as f:
         manifest = json.load(f)
     if overwrite:
@@ -247,9 +248,9 @@ def _existing(final: Path, source_root: str, options: dict[str, Any], overwrite:
     if found != wanted:
         raise FileExistsError(
             f"{final} holds a conversion of (schema_version, source_root, reader_options)={found}, "
-            f"not {wanted}; pass overwrite=True to replace it")
-    logger.info("%s is already converted from %s; skipping (pass overwrite=True to redo it)",
-                final, source_root)
+            f"not {wanted}; pass overwrite=True (datasets/convert.py: --overwrite) to replace it")
+    logger.info("%s is already converted from %s; skipping (overwrite=True, datasets/convert.py: --overwrite, "
+                "redoes it)", final, source_root)
     return manifest
 
 

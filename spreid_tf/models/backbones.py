@@ -122,7 +122,8 @@ def build_backbone(
     if name in (MOBILENET_V2, MOBILENET_V2_OS16, MOBILENET_V2_C3):
         from spreid_tf.models.mobilenet_dilated import build_dilated_mobilenet_v2  # imports this module
 
-        network = build_dilated_mobilenet_v2(input_shape, weights, output_stride=16 if name == MOBILENET_V2_OS16 else 32,
+        output_stride = 16 if name == MOBILENET_V2_OS16 else 32
+        network = build_dilated_mobilenet_v2(input_shape, weights, output_stride=output_stride,
                                              model_name=model_name or name)
         if name == MOBILENET_V2_C3:
             network = keras.Model(network.input, network.get_layer(_MOBILENET_C3_LAYER).output, name=network.name)

@@ -56,8 +56,9 @@ def build_parsing_model(
             atrous MobileNetV2, `build_dilated_mobilenet_v2`: a tenth of the work, for CPU
             runs from random weights).
         decoder: add DeepLabv3+'s decoder (`DeepLabDecoder`, 48 low-level channels,
-            `aspp_filters` wide: DeepLab's 256 at the default width): the logits come at output stride 4, refined with the
-            backbone's stride-4 features (small parts such as shoes on small images).
+            `aspp_filters` wide: DeepLab's 256 at the default width): the logits come at
+            output stride 4, refined with the backbone's stride-4 features (small parts such
+            as shoes on small images).
 
     Returns:
         A model with outputs {"logits": (B, ~H/s, ~W/s, num_classes) at output

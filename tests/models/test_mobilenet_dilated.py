@@ -1,4 +1,4 @@
-"""Atrous MobileNetV2: the a-trous algorithm is exact, so the dilated network sampled on the plain grid is the plain network."""
+"""Atrous MobileNetV2: the a-trous algorithm is exact; sampled on the plain grid it is the plain network."""
 
 import keras
 import numpy as np
