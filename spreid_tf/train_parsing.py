@@ -17,7 +17,7 @@ from absl import app, flags, logging
 
 from spreid_tf.training import config as config_lib
 from spreid_tf.training import flags as training_flags
-from spreid_tf.training import inputs
+from spreid_tf.training import inputs, loop
 from spreid_tf.training import parsing
 from spreid_tf.training import strategy as strategy_lib
 
@@ -46,6 +46,8 @@ def main(argv: list[str]) -> None:
     summary = parsing.train_parsing(config, FLAGS.model_dir)
     brief = {k: v for k, v in summary.items() if k not in ("train", "history")}
     logging.info("Done: %s", json.dumps(brief, default=str))
+    # Stopped by Ctrl-C or SIGTERM (after a checkpoint): the shell's status for that signal.
+    sys.exit(loop.interrupted_exit_status(summary.get("interrupted")))
 
 
 if __name__ == "__main__":

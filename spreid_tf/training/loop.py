@@ -21,11 +21,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import tensorflow as tf
 
@@ -48,6 +51,8 @@ class TrainResult:
         metrics: the metrics of the last logging window ("loss", "accuracy", ...).
         checkpoint: path of the last checkpoint written, or None.
         history: (step, metrics) of every logging window of this call.
+        interrupted: "SIGINT" or "SIGTERM" if a signal stopped the run (after a checkpoint
+            at `final_step`), else None.
     """
 
     start_step: int
@@ -55,6 +60,39 @@ class TrainResult:
     metrics: dict[str, float]
     checkpoint: str | None
     history: list[tuple[int, dict[str, float]]] = dataclasses.field(default_factory=list)
+    interrupted: str | None = None
+
+
+def interrupted_exit_status(interrupted: str | None) -> int:
+    """The shell's exit status for a run stopped by `interrupted` (130 for SIGINT, 143 for SIGTERM), else 0."""
+    return 128 + signal.Signals[interrupted].value if interrupted else 0
+
+
+@contextlib.contextmanager
+def _stop_on_signals(enabled: bool) -> Iterator[list[str]]:
+    """While active, SIGINT (Ctrl-C) and SIGTERM (preemption) ask the loop to stop at the next step.
+
+    Yields a list that receives the signal's name. A second Ctrl-C interrupts at once, as
+    usual. Only in the main thread (Python's rule for handlers) and when `enabled`.
+    """
+    received: list[str] = []
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum, frame):
+        name = signal.Signals(signum).name
+        if received and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        received.append(name)
+        logger.warning("%s: stopping after this step with a checkpoint (Ctrl-C again to stop at once)", name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _format_duration(seconds: float) -> str:
@@ -130,6 +168,9 @@ def train_loop(
         stop_after: stop early once this step is reached (the run can be resumed);
             None trains to `total_steps`.
 
+    SIGINT (Ctrl-C) or SIGTERM (a preemptible machine's notice) ends the run after the
+    current step with a checkpoint (single-worker runs; TrainResult.interrupted says which).
+
     Returns:
         A TrainResult.
     """
@@ -169,7 +210,10 @@ def train_loop(
     window = _Window()
     run_start = time.perf_counter()
     step = start_step
-    with writer.as_default():
+    interrupted = None
+    # Multi-worker runs stop together or not at all: there a signal keeps its default action.
+    single_worker = strategy_lib.task_type_and_id(strategy)[0] is None
+    with writer.as_default(), _stop_on_signals(single_worker) as signals:
         while step < end_step:
             outputs = trainer.train_step(iterator)
             step += 1
@@ -186,14 +230,19 @@ def train_loop(
                 _log_and_summarize(trainer, step, total_steps, metrics, step - start_step - 1,
                                    time.perf_counter() - run_start)
                 window = _Window()
-            if step % checkpoint_every == 0 or step == end_step:
+            if step % checkpoint_every == 0 or step == end_step or signals:
                 last_checkpoint = manager.save(checkpoint_number=step)
                 logger.info("Saved checkpoint %s", last_checkpoint)
+            if signals and step < end_step:
+                interrupted = signals[0]
+                logger.warning("%s: stopped at step %d of %d; checkpoint %s; run the same command again to resume",
+                               interrupted, step, total_steps, last_checkpoint)
+                break
         writer.flush()
     if not chief and tf.io.gfile.exists(out_dir):
         # Other workers only saved to take part in the save; the chief's copy is the one kept.
         tf.io.gfile.rmtree(out_dir)
-    return TrainResult(start_step, step, metrics, last_checkpoint, history)
+    return TrainResult(start_step, step, metrics, last_checkpoint, history, interrupted)
 
 
 def _check_same_step_everywhere(strategy: tf.distribute.Strategy, step_variable: tf.Variable) -> None:

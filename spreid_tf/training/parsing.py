@@ -64,7 +64,8 @@ def train_parsing(config: ParsingConfig, model_dir: str) -> dict:
                                  keep_checkpoints=runtime.keep_checkpoints, log_every=runtime.log_every,
                                  stop_after=runtime.stop_after)
         summary = {"final_step": result.final_step, "train": result.metrics,
-                   "history": result.history, "model": None, "eval": None}
+                   "history": result.history, "model": None, "eval": None,
+                   "interrupted": result.interrupted}
         if result.final_step < opt.total_steps:
             logger.info("Stopped at step %d of %d; run again to resume", result.final_step, opt.total_steps)
             return summary

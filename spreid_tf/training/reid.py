@@ -137,7 +137,8 @@ def train_and_evaluate(config: ReidConfig, model_dir: str) -> dict:
                                  stop_after=runtime.stop_after)
         summary = {"final_step": result.final_step, "num_identities": data.num_identities,
                    "train": result.metrics,
-                   "history": result.history, "model": None, "eval": None}
+                   "history": result.history, "model": None, "eval": None,
+                   "interrupted": result.interrupted}
         if result.final_step < opt.total_steps:
             logger.info("Stopped at step %d of %d; run again to resume", result.final_step, opt.total_steps)
             return summary

@@ -56,3 +56,32 @@ def test_killed_run_resumes_at_the_checkpointed_step_with_the_schedule_lr(tmp_pa
                              model_dir=model_dir, global_batch_size=script.GLOBAL_BATCH,
                              checkpoint_every=script.KILLABLE_CHECKPOINT_EVERY, stop_after=step + 2)
     assert (result.start_step, result.final_step) == (step, step + 2)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_after_the_step_with_a_checkpoint(tmp_path, signum):
+    model_dir = str(tmp_path / "run")
+    trainer = script.killable_trainer()
+    train_step, calls = trainer.train_step, []
+
+    def step_then_signal(iterator):
+        outputs = train_step(iterator)
+        calls.append(1)
+        if len(calls) == 7:
+            os.kill(os.getpid(), signum)  # as Ctrl-C or a preemption notice would, mid-run
+        return outputs
+
+    trainer.train_step = step_then_signal
+    before = signal.getsignal(signum)
+    result = loop.train_loop(trainer, script.killable_dataset_fn, total_steps=script.KILLABLE_TOTAL_STEPS,
+                             model_dir=model_dir, global_batch_size=script.GLOBAL_BATCH, checkpoint_every=25)
+    assert (result.final_step, result.interrupted) == (7, signal.Signals(signum).name)
+    assert result.checkpoint == tf.train.latest_checkpoint(model_dir) and result.checkpoint.endswith("ckpt-7")
+    assert signal.getsignal(signum) is before  # the handlers are the caller's again
+    assert loop.interrupted_exit_status(result.interrupted) == 128 + signum
+    assert loop.interrupted_exit_status(None) == 0
+    # The same command resumes from there.
+    again = script.killable_trainer()
+    resumed = loop.train_loop(again, script.killable_dataset_fn, total_steps=script.KILLABLE_TOTAL_STEPS,
+                              model_dir=model_dir, global_batch_size=script.GLOBAL_BATCH, stop_after=9)
+    assert (resumed.start_step, resumed.final_step, resumed.interrupted) == (7, 9, None)
