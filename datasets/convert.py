@@ -13,11 +13,11 @@ See datasets/<name>/README.md for each raw layout.
 from __future__ import annotations
 
 import json
-import sys
 import logging as std_logging
 
 from absl import app, flags, logging
 
+from spreid_tf import cli
 from spreid_tf.data import convert, registry
 
 FLAGS = flags.FLAGS
@@ -52,14 +52,6 @@ def parse_reader_options(items: list[str]) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    try:
-        _convert(argv)
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
-        # Layout and option problems: the message names the path and what was expected.
-        sys.exit(f"error: {e}")
-
-
-def _convert(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     std_logging.getLogger("spreid_tf").setLevel(std_logging.INFO)
@@ -82,4 +74,4 @@ def _convert(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     define_convert_flags()
-    app.run(main)
+    app.run(cli.one_line_errors(main))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from spreid_tf import evaluate_lib
+from spreid_tf import cli, evaluate_lib
 from spreid_tf.data.manifest import split_shards
 
 FLAGS = flags.FLAGS
@@ -65,4 +65,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     define_evaluate_flags()
-    app.run(main)
+    app.run(cli.one_line_errors(main))

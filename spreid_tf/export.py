@@ -14,6 +14,8 @@ import os
 
 from absl import app, flags, logging
 
+from spreid_tf import cli
+
 FLAGS = flags.FLAGS
 
 
@@ -47,7 +49,7 @@ def main(argv: list[str]) -> None:
 def run() -> None:
     """Entry point: `python -m spreid_tf.export` and export/export.py."""
     define_export_flags()
-    app.run(main)
+    app.run(cli.one_line_errors(main))
 
 
 if __name__ == "__main__":

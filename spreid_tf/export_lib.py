@@ -410,7 +410,7 @@ def export_saved_model(
     output = os.path.abspath(os.fspath(output))
     if os.path.exists(output) and not overwrite:
         raise FileExistsError(f"export folder {output!r} exists; TF Serving versions are immutable: "
-                              "write a new version number or pass overwrite=True")
+                              "write a new version number or pass overwrite=True (--overwrite)")
     source = None
     if not isinstance(model, keras.Model):
         source = resolve_model_file(model)

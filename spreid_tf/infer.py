@@ -19,6 +19,8 @@ import os
 
 from absl import app, flags, logging
 
+from spreid_tf import cli
+
 FLAGS = flags.FLAGS
 
 
@@ -51,6 +53,9 @@ def main(argv: list[str]) -> None:
 
     stem = os.path.splitext(FLAGS.output)[0]
     parallel = tf.data.AUTOTUNE if FLAGS.num_parallel_calls < 0 else FLAGS.num_parallel_calls
+    if FLAGS.saved_model and not inference.is_saved_model(FLAGS.saved_model):
+        raise FileNotFoundError(f"--saved_model={FLAGS.saved_model!r} is not a SavedModel folder (no saved_model.pb; "
+                                "expected a version folder that spreid_tf.export writes, e.g. exports/spreid/1)")
     embedder = inference.load_embedder(FLAGS.saved_model or FLAGS.model, FLAGS.mixed_precision)
     logging.info("%s, input size %s", embedder.description, embedder.image_size)
     config = {name: FLAGS[name].value for name in (
@@ -80,7 +85,7 @@ def main(argv: list[str]) -> None:
 def run() -> None:
     """Entry point: `python -m spreid_tf.infer` and export/batch_infer.py."""
     define_infer_flags()
-    app.run(main)
+    app.run(cli.one_line_errors(main))
 
 
 if __name__ == "__main__":

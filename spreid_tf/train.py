@@ -16,6 +16,7 @@ import sys
 
 from absl import app, flags, logging
 
+from spreid_tf import cli
 from spreid_tf.training import config as config_lib
 from spreid_tf.training import flags as training_flags
 from spreid_tf.training import inputs, loop
@@ -41,6 +42,8 @@ def main(argv: list[str]) -> None:
         config = training_flags.reid_config_from_flags(FLAGS)
         # The identity count is resolved from the data, never configured: record it.
         data = inputs.resolve_reid_data(config.train_data)
+        # Before config.json is written: a run that cannot start leaves nothing behind.
+        reid.check_model_files(config)
     except (FileNotFoundError, ValueError) as e:  # bad paths or values: the message says which
         sys.exit(f"error: {e}")
     if strategy_lib.is_chief_from_env(config.runtime.strategy):
@@ -55,4 +58,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(cli.one_line_errors(main))

@@ -15,6 +15,7 @@ import sys
 
 from absl import app, flags, logging
 
+from spreid_tf import cli
 from spreid_tf.training import config as config_lib
 from spreid_tf.training import flags as training_flags
 from spreid_tf.training import inputs, loop
@@ -52,4 +53,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(cli.one_line_errors(main))

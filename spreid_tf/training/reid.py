@@ -41,6 +41,15 @@ def build_reid_model(config: ReidConfig, num_identities: int) -> keras.Model:
                               weights=config.weights)
 
 
+def check_model_files(config: ReidConfig) -> None:
+    """Raises FileNotFoundError naming the flag if --init_from or --parsing_model does not exist."""
+    if config.init_from:
+        _source_model_path(config.init_from)
+    if config.model == "spreid" and config.parsing_model and not tf.io.gfile.exists(config.parsing_model):
+        raise FileNotFoundError(f"--parsing_model={config.parsing_model!r} does not exist (expected the "
+                                "parsing.keras that `python -m spreid_tf.train_parsing` writes)")
+
+
 def _source_model_path(source: str) -> str:
     path = os.path.join(source, MODEL_FILENAME) if tf.io.gfile.isdir(source) else source
     if not tf.io.gfile.exists(path):
