@@ -10,6 +10,7 @@ pictures and parsing figures. `evaluate_parsing` scores a parsing model on LIP.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -109,8 +110,9 @@ def _cache_key(model_path: Path, converted_dir: Path, manifest: dict, split: str
 def cached_features(model: keras.Model, model_path: str | os.PathLike, converted_dir: str | os.PathLike,
                     split: str, cache_dir: str | os.PathLike | None, image_size: tuple[int, int] | None = None,
                     batch_size: int = 64) -> FeatureSet:
-    """`extract_features` for a split, reusing `<cache_dir>/features_<dataset>_<split>.npz` when it
-    was made from the same model file, conversion and image size."""
+    """`extract_features` for a split, reusing `<cache_dir>/features_<dataset>_<hash of the
+    conversion's path>_<split>.npz` when it was made from the same model file, conversion and
+    image size."""
     converted_dir = Path(converted_dir)
     image_size = tuple(image_size or model_image_size(model))
     files = split_shards(converted_dir, split)
@@ -119,7 +121,10 @@ def cached_features(model: keras.Model, model_path: str | os.PathLike, converted
     if cache_dir is None:
         return extract_features(model, files, image_size, batch_size, total=total)
     key = _cache_key(Path(model_path), converted_dir, manifest, split, image_size)
-    path = Path(cache_dir) / f"features_{converted_dir.name}_{split}.npz"
+    # The name carries the conversion's path: one model evaluated on two conversions of a
+    # dataset keeps two caches instead of overwriting one.
+    data_id = hashlib.sha1(key["data"].encode()).hexdigest()[:8]
+    path = Path(cache_dir) / f"features_{converted_dir.name}_{data_id}_{split}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as cached:
             if json.loads(str(cached["key"])) == key:

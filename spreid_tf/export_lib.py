@@ -459,7 +459,10 @@ def _warmup_signatures(kind: str) -> tuple[str, ...]:
 def _metadata(module: ServingModule, signatures, source, mixed_precision, model_name, warmup_count) -> dict:
     described = {}
     for name, function in signatures.items():
-        inputs = function.structured_input_signature[1]
+        # Positional specs (tf.function input_signature) and keyword ones, by their signature names.
+        args, kwargs = function.structured_input_signature
+        inputs = {spec.name or f"input_{i}": spec for i, spec in enumerate(args)}
+        inputs.update(kwargs)
         described[name] = {
             "inputs": {k: {"dtype": v.dtype.name, "shape": v.shape.as_list()} for k, v in inputs.items()},
             "outputs": {k: {"dtype": v.dtype.name, "shape": v.shape.as_list()}

@@ -139,6 +139,9 @@ def test_warmup_requests_replay_through_the_signatures(spreid, loaded_spreid):
     assert metadata["kind"] == "spreid" and metadata["image_size"] == list(spreid.size)
     assert metadata["group_names"] == list(lip.GROUP_NAMES)
     assert metadata["signatures"]["serving_default"]["outputs"]["embedding"]["shape"] == [None, 6144]
+    assert metadata["signatures"]["serving_default"]["inputs"] == {"image_bytes": {"dtype": "string",
+                                                                                   "shape": [None]}}
+    assert all(entry["inputs"] for entry in metadata["signatures"].values())
 
 
 def test_export_is_atomic_and_never_overwrites_by_accident(baseline, monkeypatch, tmp_path):
