@@ -303,7 +303,14 @@ def main(argv: Sequence[str]) -> None:
     else:
         predict = grpc_predict_fn(flags.server, flags.model_name, flags.signature_name, flags.model_version,
                                   flags.timeout_s)
-    result = embed_files(paths, predict, flags.batch_size)
+    try:
+        result = embed_files(paths, predict, flags.batch_size)
+    except ServerError as e:  # HTTP or gRPC status from (or on the way to) the server
+        raise SystemExit(f"error: TF Serving at {flags.server}: {e} (--server, --protocol, --model_name, "
+                         "--model_version, --signature_name)") from None
+    except urllib.error.URLError as e:
+        raise SystemExit(f"error: cannot reach TF Serving's REST API at {flags.server}: {e.reason} "
+                         "(is the server running? --server, --protocol)") from None
     save_npz(flags.output, result)
     print(f"{flags.output}: {len(result['filenames'])} embeddings, {len(result['skipped'])} skipped",
           file=sys.stderr)

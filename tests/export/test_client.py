@@ -98,3 +98,22 @@ def test_embed_files_skips_unreadable_and_rejected_images(serve, image_bytes, ex
     saved = np.load(tmp_path / "out" / "emb.npz")
     assert list(saved["skipped_filenames"]) == [f for f, _ in result["skipped"]]
     assert os.listdir(tmp_path / "out") == ["emb.npz"]
+
+
+def test_no_server_is_one_line_naming_the_flags(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    import cv2
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((8, 8, 3), np.uint8))
+    done = subprocess.run([sys.executable, "export/serving/client.py", f"--server=127.0.0.1:{port}",
+                           f"--images={tmp_path}", f"--output={tmp_path / 'out.npz'}"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("error: cannot reach TF Serving's REST API at 127.0.0.1:")
+    assert "--server" in done.stderr and not (tmp_path / "out.npz").exists()
