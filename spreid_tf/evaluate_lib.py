@@ -222,7 +222,8 @@ def evaluate_reid(
     benchmarks' query/gallery): gallery entries with the query's id and camera are excluded,
     junk ignored, distractors are wrong matches; a CUHK03 classic conversion is scored with
     `metrics.evaluate_cuhk03_classic` (its one split; average the 20 conversions for the table). With `combine_dirs`, the embeddings of each
-    model (each from its own model_dir, same dataset) are l2-normalised and concatenated.
+    model (each from its own model_dir, same dataset) are l2-normalised and concatenated; the
+    results then hold a row for each model alone and one for the combination.
 
     Writes to `output_dir`: results.json, results.md, cmc.png, ranked/*.png (chosen
     `queries` by filename, else the `num_worst` queries with the latest first correct
@@ -260,10 +261,19 @@ def evaluate_reid(
     protocol = protocol_of(manifest)
     score = metrics.evaluate_cuhk03_classic if protocol == CUHK03_CLASSIC else metrics.evaluate_rank
     distmat = metrics.pairwise_distance(q_emb, g_emb, metric)
-    rows = {}
+    rows, curves = {}, {}
+    if len(model_dirs) > 1:
+        # Each model alone first, as the paper's tables show them next to the combination.
+        names = [d.name for d in model_dirs]
+        for directory in model_dirs:
+            alone = directory.name if names.count(directory.name) == 1 else str(directory)
+            single = score(metrics.pairwise_distance(feature_sets[directory]["query"].embedding,
+                                                     feature_sets[directory]["gallery"].embedding, metric),
+                           q.person_id, g.person_id, q.camera_id, g.camera_id)
+            rows[alone], curves[alone] = single.as_dict(), single.cmc
     result = score(distmat, q.person_id, g.person_id, q.camera_id, g.camera_id)
     rows[name] = result.as_dict()
-    curves = {name: result.cmc}
+    curves[name] = result.cmc
     if rerank_results:
         reranked = rerank.re_ranking(q_emb, g_emb, metric=metric, **(rerank_options or {}))
         rr = score(reranked, q.person_id, g.person_id, q.camera_id, g.camera_id)

@@ -81,8 +81,13 @@ def test_combined_rows_use_normalised_concatenation(market, model_dirs, tmp_path
     gc = np.asarray(combine_embeddings(g[0].embedding, g[1].embedding))
     expected = metrics.evaluate_features(qc, gc, q[0].person_id, g[0].person_id, q[0].camera_id,
                                          g[0].camera_id).as_dict()
-    (row,) = results["results"].values()
-    assert row["mAP"] == pytest.approx(expected["mAP"], abs=1e-6)
+    names = [d.name for d in model_dirs]
+    assert list(results["results"]) == names + [" + ".join(names)]
+    assert results["results"][" + ".join(names)]["mAP"] == pytest.approx(expected["mAP"], abs=1e-6)
+    for i, name in enumerate(names):  # each model alone, as without --combine
+        alone = metrics.evaluate_features(q[i].embedding, g[i].embedding, q[i].person_id, g[i].person_id,
+                                          q[i].camera_id, g[i].camera_id).as_dict()
+        assert results["results"][name]["mAP"] == pytest.approx(alone["mAP"], abs=1e-6)
 
 
 def test_first_hit_ranks_by_hand():
