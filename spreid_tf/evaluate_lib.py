@@ -71,8 +71,9 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 
 def extract_features(model: keras.Model, files: Sequence[str | os.PathLike], image_size: tuple[int, int],
-                     batch_size: int = 64, log_every: int = 20, total: int | None = None) -> FeatureSet:
-    """Embeddings of every record of `files` (in file order), with progress lines (rate, ETA).
+                     batch_size: int = 64, log_every_s: float = 10.0, total: int | None = None) -> FeatureSet:
+    """Embeddings of every record of `files` (in file order), with a progress line (rate, ETA)
+    every `log_every_s` seconds and at the end.
 
     `total` (the record count, for the ETA) is counted with an extra pass over the files
     when not given; converted splits know it from their manifest.
@@ -83,15 +84,17 @@ def extract_features(model: keras.Model, files: Sequence[str | os.PathLike], ima
         total = sum(1 for _ in tf.data.TFRecordDataset([str(f) for f in files]))
     parts: dict[str, list] = {"embedding": [], "person_id": [], "camera_id": [], "filename": []}
     start, done = time.time(), 0
+    last_log = start
     dataset = pipelines.eval_dataset([str(f) for f in files], batch_size=batch_size, image_size=tuple(image_size))
-    for step, batch in enumerate(dataset, 1):
+    for batch in dataset:
         parts["embedding"].append(np.asarray(embed(batch["image"]), np.float32))
         parts["person_id"].append(batch["person_id"].numpy().astype(np.int64))
         parts["camera_id"].append(batch["camera_id"].numpy().astype(np.int64))
         parts["filename"].append(np.char.decode(batch["filename"].numpy().astype(bytes), "utf-8"))
         done += len(parts["person_id"][-1])
-        if step % log_every == 0 or done == total:
-            rate = done / max(time.time() - start, 1e-9)
+        if time.time() - last_log >= log_every_s or done == total:
+            last_log = time.time()
+            rate = done / max(last_log - start, 1e-9)
             logger.info("features: %d/%d images (%.1f img/s, ETA %.0fs)", done, total, rate,
                         (total - done) / max(rate, 1e-9))
     if not parts["embedding"]:
@@ -260,6 +263,9 @@ def evaluate_reid(
     name = model_dirs[0].name if len(model_dirs) == 1 else " + ".join(d.name for d in model_dirs)
     protocol = protocol_of(manifest)
     score = metrics.evaluate_cuhk03_classic if protocol == CUHK03_CLASSIC else metrics.evaluate_rank
+    started = time.time()
+    logger.info("scoring %d queries against %d gallery images (%s distance, %s protocol)", len(q), len(g),
+                metric, protocol)
     distmat = metrics.pairwise_distance(q_emb, g_emb, metric)
     rows, curves = {}, {}
     if len(model_dirs) > 1:
@@ -274,8 +280,12 @@ def evaluate_reid(
     result = score(distmat, q.person_id, g.person_id, q.camera_id, g.camera_id)
     rows[name] = result.as_dict()
     curves[name] = result.cmc
+    logger.info("scored in %.1f s", time.time() - started)
     if rerank_results:
+        started = time.time()
+        logger.info("re-ranking (k-reciprocal, %d x %d)", len(q), len(g))
         reranked = rerank.re_ranking(q_emb, g_emb, metric=metric, **(rerank_options or {}))
+        logger.info("re-ranked in %.1f s", time.time() - started)
         rr = score(reranked, q.person_id, g.person_id, q.camera_id, g.camera_id)
         rows[f"{name} + re-ranking"] = rr.as_dict()
         curves[f"{name} + re-ranking"] = rr.cmc

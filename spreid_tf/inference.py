@@ -314,6 +314,11 @@ def _diagnose_records(files: Sequence[str], indices: set[int]) -> list[tuple[str
     return reasons
 
 
+def _format_eta(seconds: float) -> str:
+    seconds = max(int(round(seconds)), 0)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
 def extract_features(
     embedder: Embedder,
     source: InputSource,
@@ -360,12 +365,14 @@ def extract_features(
             collect(*pending)
         pending = (embedding, batch)
         now = time.perf_counter()
-        if log_every_s and now - last_log >= log_every_s:
+        if log_every_s and now - last_log >= log_every_s and count:  # not before the first result
             last_log = now
             seen = int(batch["index"].numpy()[-1]) + 1
+            rate = count / (now - start)
             done = f"{count}/{total}" if total else str(count)
-            logging.info("%s: %s images, %.1f img/s, %d skipped so far", name, done,
-                         count / (now - start), seen - count - len(batch["index"]))
+            eta = f", ETA {_format_eta((total - seen) / rate)}" if total else ""
+            logging.info("%s: %s images, %.1f img/s%s, %d skipped so far", name, done, rate, eta,
+                         seen - count - len(batch["index"]))
     if pending is not None:
         collect(*pending)
     seconds = time.perf_counter() - start
