@@ -36,8 +36,10 @@ The export is written to a temporary sibling folder and renamed into place, with
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -425,7 +427,8 @@ def export_saved_model(
     tmp = atomic.make_temporary_folder(parent, prefix=f".{os.path.basename(output)}.tmp-")
     try:
         signatures = module.signatures()
-        tf.saved_model.save(module, tmp, signatures=signatures)
+        with _quiet_signature_serialization():
+            tf.saved_model.save(module, tmp, signatures=signatures)
         extra = os.path.join(tmp, ASSETS_EXTRA)
         os.makedirs(extra, exist_ok=True)
         warmup_count = 0
@@ -450,6 +453,22 @@ def export_saved_model(
         _remove_tree(tmp)
         raise
     return output
+
+
+@contextlib.contextmanager
+def _quiet_signature_serialization():
+    """Hides TensorFlow's INFO lines while saving: one per signature listing every captured
+    variable's input name (~8,000 characters each for SPReID), which says nothing to a user."""
+    # TensorFlow's saver logs through absl (signature_serialization) and its own logger.
+    loggers = [logging.getLogger(name) for name in ("absl", "tensorflow")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _warmup_signatures(kind: str) -> tuple[str, ...]:

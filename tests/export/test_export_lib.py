@@ -223,3 +223,25 @@ def test_the_export_is_readable_by_other_users_as_the_umask_allows(baseline):
         for name in files:
             assert stat.S_IMODE(os.stat(os.path.join(root, name)).st_mode) & 0o444 == readable_files, name
 
+
+
+def test_export_logs_no_wall_of_input_names(baseline, tmp_path):
+    import logging
+
+    records = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append
+    absl_logger = logging.getLogger("absl")  # TensorFlow's saver logs through absl, as the binaries show
+    level = absl_logger.level
+    absl_logger.setLevel(logging.INFO)
+    absl_logger.addHandler(handler)
+    try:
+        export_lib.export_saved_model(baseline.model_dir, str(tmp_path / "1"), warmup_images=0)
+        logging.getLogger("absl").info("probe")  # the capture works: this line is seen
+    finally:
+        absl_logger.removeHandler(handler)
+        absl_logger.setLevel(level)
+    messages = [r.getMessage() for r in records]
+    assert "probe" in messages
+    assert not [m for m in messages if "contains input name" in m]
+    assert max(len(m) for m in messages) < 1000
