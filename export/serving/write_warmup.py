@@ -16,6 +16,8 @@ import os
 
 from absl import app, flags, logging
 
+from spreid_tf import cli
+
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "Exported version folder.", required=True)
 _IMAGES = flags.DEFINE_string("images", None, "Folder, glob or list file of JPEG/PNG images.", required=True)
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 8, "How many images go into the requests.")
@@ -28,15 +30,26 @@ def main(argv: list[str]) -> None:
 
     from spreid_tf import export_lib, inference
 
+    if not inference.is_saved_model(_SAVED_MODEL.value):
+        raise FileNotFoundError(f"--saved_model={_SAVED_MODEL.value!r} is not a SavedModel folder (no "
+                                "saved_model.pb; expected a version folder that spreid_tf.export writes)")
     source = inference.resolve_inputs(_IMAGES.value, "images")
+    paths = source.paths[:_NUM_IMAGES.value]
     images = []
-    for path in source.paths[:_NUM_IMAGES.value]:
+    for path in paths:
         with open(path, "rb") as f:
             images.append(f.read())
     loaded = tf.saved_model.load(_SAVED_MODEL.value)
     signatures = [name for name in (export_lib.SERVING_DEFAULT, export_lib.PARSE) if name in loaded.signatures]
-    for name in signatures:  # fail here, not at server start, if an image does not decode
-        loaded.signatures[name](image_bytes=tf.constant(images))
+    for name in signatures:  # fail here, naming the file, not at server start
+        for path, image in zip(paths, images):
+            try:
+                loaded.signatures[name](image_bytes=tf.constant([image]))
+            except tf.errors.InvalidArgumentError as e:
+                reason = next((line.strip() for line in e.message.splitlines() if "failed" in line or "not a" in line),
+                              "InvalidArgument")
+                raise ValueError(f"{path}: the {name!r} signature cannot decode it ({reason}); "
+                                 "leave it out of --images") from None
     folder = os.path.join(_SAVED_MODEL.value, export_lib.ASSETS_EXTRA)
     os.makedirs(folder, exist_ok=True)
     target = os.path.join(folder, export_lib.WARMUP_FILENAME)
@@ -47,4 +60,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(cli.one_line_errors(main))

@@ -245,3 +245,22 @@ def test_export_logs_no_wall_of_input_names(baseline, tmp_path):
     assert "probe" in messages
     assert not [m for m in messages if "contains input name" in m]
     assert max(len(m) for m in messages) < 1000
+
+
+def test_write_warmup_names_the_image_that_does_not_decode(baseline, image_bytes, tmp_path, python):
+    import subprocess
+
+    export_dir = tmp_path / "1"
+    shutil.copytree(baseline.export_dir, export_dir)
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "a.jpg").write_bytes(image_bytes[0])
+    (images / "b.jpg").write_bytes(image_bytes[0][: len(image_bytes[0]) // 2])  # truncated
+    args = [sys.executable, "export/serving/write_warmup.py", f"--saved_model={export_dir}", f"--images={images}"]
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run(args, cwd=repo, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(f"error: {images / 'b.jpg'}: ")
+    (images / "b.jpg").unlink()
+    python(["export/serving/write_warmup.py", f"--saved_model={export_dir}", f"--images={images}"])
+    assert (export_dir / "assets.extra" / export_lib.WARMUP_FILENAME).stat().st_size > 0
