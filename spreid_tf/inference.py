@@ -31,6 +31,7 @@ import dataclasses
 import glob
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 
@@ -270,7 +271,8 @@ def _first_line(error: BaseException) -> str:
     # TF prefixes messages with "{{function_node ...}}"; keep the human part.
     if "}}" in detail:
         detail = detail.split("}}", 1)[1].strip()
-    return detail.replace(" [Op:DecodeImage]", "").replace(" [Op:ReadFile]", "")
+    # Eager errors end in " [Op:DecodeImage] name: " (an empty op name): drop the suffix.
+    return re.sub(r"\s*\[Op:\w+\](\s*name:\s*\S*)?\s*$", "", detail)
 
 
 def _why_image_fails(data: bytes | None, read_error: str | None = None) -> str:

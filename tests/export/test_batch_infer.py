@@ -129,3 +129,10 @@ def test_search_gallery_against_numpy():
         assert [m["filename"] for m in entry["matches"]] == [f"f{i}" for i in order]
         assert [m["person_id"] for m in entry["matches"]] == list(order)
         np.testing.assert_allclose([m["score"] for m in entry["matches"]], scores[q, order], rtol=1e-6)
+
+
+def test_skip_reasons_are_tf_s_message_without_the_op_suffix(image_bytes):
+    truncated = image_bytes[0][: len(image_bytes[0]) // 2]
+    reason = inference._why_image_fails(truncated)
+    assert reason.startswith("cannot decode: ") and "jpeg" in reason.lower()
+    assert "[Op:" not in reason and not reason.rstrip().endswith("name:")
