@@ -316,6 +316,30 @@ def _diagnose_records(files: Sequence[str], indices: set[int]) -> list[tuple[str
     return reasons
 
 
+def converted_record_count(paths: Sequence[str]) -> int | None:
+    """The number of records in `paths` if they are whole splits of converted datasets (their
+    manifest.json says), else None (counting would mean reading every file once more)."""
+    by_folder: dict[str, set[str]] = {}
+    for path in paths:
+        by_folder.setdefault(os.path.dirname(os.path.abspath(path)), set()).add(os.path.basename(path))
+    total = 0
+    for folder, names in by_folder.items():
+        manifest_path = os.path.join(folder, schema.MANIFEST_FILENAME)
+        if not os.path.isfile(manifest_path):
+            return None
+        with open(manifest_path) as f:
+            splits = json.load(f).get("splits", {})
+        covered = set()
+        for entry in splits.values():
+            shards = set(entry.get("shards", ()))
+            if shards and shards <= names:
+                total += int(entry["num_images"])
+                covered |= shards
+        if covered != names:  # a shard outside any whole split: its count is unknown
+            return None
+    return total
+
+
 def _format_eta(seconds: float) -> str:
     seconds = max(int(round(seconds)), 0)
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
@@ -338,7 +362,7 @@ def extract_features(
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     ds = image_dataset(source, embedder.image_size, batch_size, num_parallel_calls)
-    total = len(source.paths) if source.kind == "images" else None
+    total = len(source.paths) if source.kind == "images" else converted_record_count(source.paths)
     chunks: dict[str, list[np.ndarray]] = {k: [] for k in ("embedding", "index", "filename", "person_id",
                                                             "camera_id", "dataset")}
     count = 0

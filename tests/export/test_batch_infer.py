@@ -136,3 +136,15 @@ def test_skip_reasons_are_tf_s_message_without_the_op_suffix(image_bytes):
     reason = inference._why_image_fails(truncated)
     assert reason.startswith("cannot decode: ") and "jpeg" in reason.lower()
     assert "[Op:" not in reason and not reason.rstrip().endswith("name:")
+
+
+def test_record_count_of_converted_splits_comes_from_the_manifest(tmp_path):
+    manifest = {"splits": {"query": {"num_images": 5, "shards": ["query-00000-of-00001.tfrecord"]},
+                           "gallery": {"num_images": 7, "shards": ["gallery-00000-of-00002.tfrecord",
+                                                                   "gallery-00001-of-00002.tfrecord"]}}}
+    (tmp_path / schema.MANIFEST_FILENAME).write_text(json.dumps(manifest))
+    shard = lambda name: str(tmp_path / name)  # noqa: E731
+    assert inference.converted_record_count([shard("query-00000-of-00001.tfrecord")]) == 5
+    assert inference.converted_record_count([shard(n) for s in manifest["splits"].values() for n in s["shards"]]) == 12
+    assert inference.converted_record_count([shard("gallery-00000-of-00002.tfrecord")]) is None  # half a split
+    assert inference.converted_record_count([str(tmp_path / "other" / "x.tfrecord")]) is None  # no manifest
