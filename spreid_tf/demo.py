@@ -50,7 +50,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from spreid_tf import lip, metrics
+from spreid_tf import atomic, lip, metrics
 from spreid_tf.data import pipelines, synthetic
 from spreid_tf.data.convert import convert_dataset
 from spreid_tf.data.manifest import split_shards
@@ -545,11 +545,8 @@ def main(argv: list[str]) -> None:
         result = run_demo(workdir, QUICK if FLAGS.quick else DemoSettings())
         print(format_table(result, runs_kept=bool(FLAGS.workdir or FLAGS.keep)), flush=True)
         if FLAGS.results_json:
-            path = Path(FLAGS.results_json)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps(result.as_json(), indent=2))
-            os.replace(tmp, path)
-            print(f"Wrote {path}")
+            atomic.write_text(FLAGS.results_json, json.dumps(result.as_json(), indent=2))
+            print(f"Wrote {FLAGS.results_json}")
     finally:
         if not FLAGS.workdir and not FLAGS.keep:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from spreid_tf import cli, evaluate_lib
+from spreid_tf import atomic, cli, evaluate_lib
 from spreid_tf.data.manifest import split_shards
 
 FLAGS = flags.FLAGS
@@ -51,7 +51,7 @@ def main(argv: list[str]) -> None:
         model = evaluate_lib.load_model(FLAGS.model_dir, evaluate_lib.PARSING_FILENAME)
         scores = evaluate_lib.evaluate_parsing(model, split_shards(converted, "val"),
                                                tuple(int(v) for v in FLAGS.crop_size), FLAGS.batch_size)
-        evaluate_lib.write_text_atomic(output_dir / "results.json", json.dumps(scores, indent=2))
+        atomic.write_text(output_dir / "results.json", json.dumps(scores, indent=2))
         print(f"LIP val: pixel accuracy {100 * scores['pixel_accuracy']:.2f}, mean accuracy "
               f"{100 * scores['mean_accuracy']:.2f}, mean IoU {100 * scores['mean_iou']:.2f}")
         return

@@ -65,11 +65,6 @@ def model_image_size(model: keras.Model) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Writes a text file atomically (temporary file in the same folder, then rename)."""
-    atomic.write_text(path, text)
-
-
 def extract_features(model: keras.Model, files: Sequence[str | os.PathLike], image_size: tuple[int, int],
                      batch_size: int = 64, log_every_s: float = 10.0, total: int | None = None) -> FeatureSet:
     """Embeddings of every record of `files` (in file order), with a progress line (rate, ETA)
@@ -336,8 +331,8 @@ def evaluate_reid(
                                                 for p in (output_dir / "ranked").glob("*.png")),
         "parsing_figures": figures,
     }
-    write_text_atomic(output_dir / "results.json", json.dumps(results, indent=2))
-    write_text_atomic(output_dir / "results.md",
+    atomic.write_text(output_dir / "results.json", json.dumps(results, indent=2))
+    atomic.write_text(output_dir / "results.md",
                       _results_markdown(f"{manifest['dataset']}: {len(q)} queries, {len(g)} gallery images", rows))
     return results
 

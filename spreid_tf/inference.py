@@ -438,12 +438,6 @@ def extract_features(
 # --------------------------------------------------------------------------- output
 
 
-def _atomic_write(path: str, write: Callable[[object], None], mode: str = "wb") -> None:
-    """Writes through `write(file)` into a sibling temporary file, then renames it to `path`."""
-    with atomic.atomic_file(path, mode) as f:
-        write(f)
-
-
 def save_features(path: str | os.PathLike, features: Features) -> None:
     """Writes an .npz atomically: embeddings, filenames, skipped_filenames, skipped_reasons,
     and person_ids, camera_ids, datasets for TFRecord inputs."""
@@ -457,7 +451,8 @@ def save_features(path: str | os.PathLike, features: Features) -> None:
         value = getattr(features, key)
         if value is not None:
             arrays[key] = value
-    _atomic_write(os.fspath(path), lambda f: np.savez(f, **arrays))
+    with atomic.atomic_file(path) as f:
+        np.savez(f, **arrays)
 
 
 def load_features(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -502,21 +497,20 @@ def search_gallery(query: Features, gallery: Features, top_k: int = 10) -> list[
 def save_search_results(path: str | os.PathLike, results: list[dict]) -> None:
     """Writes search results atomically: JSON, or CSV (query, rank, filename, score) for *.csv."""
     path = os.fspath(path)
-    if path.lower().endswith(".csv"):
-        def write_csv(f) -> None:
-            writer = csv.writer(f)
-            writer.writerow(["query", "rank", "filename", "score"])
-            for entry in results:
-                for match in entry["matches"]:
-                    writer.writerow([entry["query"], match["rank"], match["filename"], f"{match['score']:.6f}"])
-        _atomic_write(path, write_csv, "w")
-    else:
-        _atomic_write(path, lambda f: json.dump(results, f, indent=1), "w")
+    with atomic.atomic_file(path, "w") as f:
+        if not path.lower().endswith(".csv"):
+            json.dump(results, f, indent=1)
+            return
+        writer = csv.writer(f)
+        writer.writerow(["query", "rank", "filename", "score"])
+        for entry in results:
+            for match in entry["matches"]:
+                writer.writerow([entry["query"], match["rank"], match["filename"], f"{match['score']:.6f}"])
 
 
 def write_report(path: str | os.PathLike, report: dict) -> None:
     """Writes a JSON report (config, counts, speed, skipped inputs) atomically."""
-    _atomic_write(os.fspath(path), lambda f: json.dump(report, f, indent=2), "w")
+    atomic.write_text(path, json.dumps(report, indent=2))
 
 
 def features_report(features: Features) -> dict:

@@ -38,14 +38,11 @@ def define_flags() -> None:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    try:
-        config = training_flags.reid_config_from_flags(FLAGS)
-        # The identity count is resolved from the data, never configured: record it.
-        data = inputs.resolve_reid_data(config.train_data)
-        # Before config.json is written: a run that cannot start leaves nothing behind.
-        reid.check_model_files(config)
-    except (FileNotFoundError, ValueError) as e:  # bad paths or values: the message says which
-        sys.exit(f"error: {e}")
+    config = training_flags.reid_config_from_flags(FLAGS)
+    # The identity count is resolved from the data, never configured: record it.
+    data = inputs.resolve_reid_data(config.train_data)
+    # Before config.json is written: a run that cannot start leaves nothing behind.
+    reid.check_model_files(config)
     if strategy_lib.is_chief_from_env(config.runtime.strategy):
         config_lib.write_config(config, FLAGS.model_dir, num_identities=data.num_identities,
                                 num_train_images=data.num_images)

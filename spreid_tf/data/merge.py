@@ -30,6 +30,7 @@ import json
 import os
 from pathlib import Path
 
+from spreid_tf import atomic
 from spreid_tf.data import schema
 from spreid_tf.data.manifest import load_manifest, split_shards
 
@@ -141,10 +142,7 @@ def build_label_map(converted_dirs: list[os.PathLike | str], output_path: os.Pat
         "labels": labels,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    tmp = output_path.with_name(output_path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(document, f, indent=1)
-    os.replace(tmp, output_path)
+    atomic.write_text(output_path, json.dumps(document, indent=1))
     return load_label_map(output_path)
 
 
