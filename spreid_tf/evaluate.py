@@ -46,6 +46,9 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     std_logging.getLogger("spreid_tf").setLevel(std_logging.INFO)
     converted = Path(FLAGS.data_dir) / FLAGS.dataset
+    if not converted.is_dir() and (Path(FLAGS.data_dir) / "manifest.json").is_file():
+        raise ValueError(f"--data_dir={FLAGS.data_dir} is itself a conversion; --data_dir is the folder holding "
+                         f"them: pass --data_dir={Path(FLAGS.data_dir).parent} (and --dataset)")
     output_dir = Path(FLAGS.output_dir or Path(FLAGS.model_dir) / f"eval_{FLAGS.dataset}")
     if FLAGS.dataset == "lip":
         model = evaluate_lib.load_model(FLAGS.model_dir, evaluate_lib.PARSING_FILENAME)

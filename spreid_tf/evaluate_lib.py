@@ -285,7 +285,8 @@ def evaluate_reid(
         rows[f"{name} + re-ranking"] = rr.as_dict()
         curves[f"{name} + re-ranking"] = rr.cmc
     output_dir.mkdir(parents=True, exist_ok=True)
-    visualize.write_png(output_dir / "cmc.png", visualize.draw_cmc(curves, title=f"CMC: {manifest['dataset']}"))
+    visualize.write_png(output_dir / "cmc.png", visualize.draw_cmc(
+        curves, title=f"CMC: {manifest['dataset']} ({protocol} protocol, {metric} distance)"))
 
     # Ranked lists for chosen queries, or the worst ones.
     if queries:
@@ -303,8 +304,13 @@ def evaluate_reid(
     g_images = read_images(split_shards(converted_dir, "gallery"),
                            sorted({int(j) for order, _ in ranked.values() for j in order}))
     for i, (order, correct) in ranked.items():
-        picture = visualize.ranked_list(q_images[i], [g_images[int(j)] for j in order], correct,
-                                        caption=f"{q.filename[i]} (pid {q.person_id[i]}, cam {q.camera_id[i]})")
+        picture = visualize.ranked_list(
+            q_images[i], [g_images[int(j)] for j in order], correct,
+            caption=f"{q.filename[i]} (pid {q.person_id[i]}, {visualize.camera_label(q.camera_id[i])}, "
+                    f"{metric} distance)",
+            query_lines=[f"pid {q.person_id[i]}", visualize.camera_label(q.camera_id[i])],
+            gallery_lines=[[f"pid {g.person_id[j]}", visualize.camera_label(g.camera_id[j]),
+                            f"d {distmat[i, j]:.3f}"] for j in order])
         visualize.write_png(output_dir / "ranked" / f"{Path(q.filename[i]).stem}.png", picture)
 
     # Figure 2: the parsing maps of a few queries, for models with a parsing branch.
