@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 from keras import ops
+
+from spreid_tf.layers.resize import resize_like
 
 
 @keras.saving.register_keras_serializable(package="spreid_tf")
@@ -50,8 +51,8 @@ class DeepLabDecoder(keras.layers.Layer):
     def call(self, inputs, training=None):
         x, low_level = inputs
         low_level = ops.relu(self.reduce_bn(self.reduce_conv(low_level), training=training))
-        # tf.shape: the grid may be known only at run time (see ResizeLike).
-        x = ops.cast(tf.image.resize(x, tf.shape(low_level)[1:3], method="bilinear"), low_level.dtype)
+        # resize_like: the grid may be known only at run time (tf.function, (None, None, 3) inputs).
+        x = ops.cast(resize_like(x, low_level), low_level.dtype)
         x = ops.concatenate([x, low_level], axis=-1)
         for conv, bn in self.refine:
             x = ops.relu(bn(conv(x), training=training))

@@ -1,10 +1,44 @@
-"""ResizeLike: bilinear resize of one tensor to the spatial size of another."""
+"""Bilinear resizing layers that work on every Keras backend (TensorFlow and JAX tested).
+
+`resize_like` holds the one backend-specific branch of spreid_tf.layers: under
+TensorFlow a model built with `(None, None, 3)` inputs is traced inside a
+`tf.function` (training, SavedModel export) where the target grid is a tensor known
+only at run time, which `keras.ops.image.resize` does not accept, so that branch
+calls `tf.image.resize` with `tf.shape`. Under JAX (and any other backend) shapes
+are static at trace time and `keras.ops.image.resize` takes them as Python ints.
+This module does not import TensorFlow itself (the JAX path runs without it).
+
+Both branches are bilinear with half-pixel centres and no antialiasing, also when
+scaling down (`tf.image.resize`'s default; `keras.ops.image.resize` passes
+`antialias=False` to `jax.image.resize`), so they compute the same numbers.
+"""
 
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 from keras import ops
+
+
+def resize_like(x, reference, interpolation: str = "bilinear"):
+    """Resizes `x (B, h, w, C)` to the grid of `reference (B, H, W, ...)`.
+
+    Works when the grid is only known at run time inside a `tf.function` (TensorFlow
+    backend) and under `jax.jit` (JAX backend). A floating `x` keeps its dtype (float16
+    stays float16 under mixed precision); an integer one comes back as float32 unless
+    `interpolation` is "nearest", as `tf.image.resize` does.
+    """
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    floating = "float" in dtype
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf  # already imported by Keras' TensorFlow backend
+
+        resized = tf.image.resize(x, tf.shape(reference)[1:3], method=interpolation)
+    else:
+        if not floating and interpolation != "nearest":
+            x = ops.cast(x, "float32")
+        size = tuple(int(side) for side in ops.shape(reference)[1:3])
+        resized = ops.image.resize(x, size, interpolation=interpolation, antialias=False)
+    return ops.cast(resized, dtype) if floating else resized
 
 
 @keras.saving.register_keras_serializable(package="spreid_tf")
@@ -21,9 +55,7 @@ class ResizeLike(keras.layers.Layer):
 
     def call(self, inputs):
         x, reference = inputs
-        # tf.shape, not ops.shape: keras.ops.image.resize cannot take a size that is only
-        # known at run time inside a tf.function (models built with (None, None, 3)).
-        return tf.image.resize(x, tf.shape(reference)[1:3], method=self.interpolation)
+        return resize_like(x, reference, self.interpolation)
 
     def compute_output_shape(self, input_shape):
         x_shape, reference_shape = input_shape

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 from keras import ops
+
+from spreid_tf.layers.resize import resize_like
 
 _RESIZE_MODES = ("maps", "features")
 
@@ -56,11 +57,11 @@ class SemanticPooling(keras.layers.Layer):
         features, maps = inputs
         features = ops.cast(features, self.compute_dtype)
         maps = ops.cast(maps, self.compute_dtype)
-        # tf.image.resize with tf.shape: the grids may only be known at run time (see ResizeLike).
+        # resize_like: the grids may only be known at run time (tf.function, (None, None, 3) inputs).
         if self.resize == "maps":
-            maps = tf.image.resize(maps, tf.shape(features)[1:3], method="bilinear")
+            maps = resize_like(maps, features)
         else:
-            features = tf.image.resize(features, tf.shape(maps)[1:3], method="bilinear")
+            features = resize_like(features, maps)
         batch = ops.shape(features)[0]
         channels = ops.shape(features)[-1]
         num_maps = ops.shape(maps)[-1]
