@@ -7,13 +7,16 @@
 A missing file or folder, a wrong name or value (FileNotFoundError, FileExistsError,
 NotADirectoryError, PermissionError, ValueError, KeyError: the library's messages name
 the path, flag or value and what was expected) prints `error: <message>` and exits with
-status 2; Ctrl-C prints `interrupted` and exits with 130. SPREID_TF_TRACEBACK=1 shows the
-traceback instead (for a bug report).
+status 2; Ctrl-C prints `interrupted` and exits with 130 at once: by then the exception has
+unwound through the writers (temporary files removed, nothing half-written), and the
+process skips TensorFlow's teardown, which takes another second or more.
+SPREID_TF_TRACEBACK=1 shows the traceback instead (for a bug report).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 from typing import Callable
@@ -30,8 +33,30 @@ def message(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-def one_line_errors(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
-    """Wraps an absl `main` so that ORDINARY_ERRORS and Ctrl-C end in one line."""
+def quiet_tensorflow_logs() -> None:
+    """Hides TensorFlow's C++ log lines unless TF_CPP_MIN_LOG_LEVEL is set; before TensorFlow is imported.
+
+    For the tools that report each image that does not decode themselves (conversion,
+    batch inference, warm-up files): the decoder's own `E0000 jpeg_mem.cc ... Premature end
+    of JPEG data` lines would repeat what the tool's skip line says, in a rawer form.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def exit_now(status: int) -> None:
+    """Flushes the output streams and the log handlers, then ends the process without teardown."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(status)
+
+
+def one_line_errors(main: Callable[[list[str]], None],
+                    on_interrupt: Callable[[int], None] = exit_now) -> Callable[[list[str]], None]:
+    """Wraps an absl `main` so that ORDINARY_ERRORS and Ctrl-C end in one line.
+
+    `on_interrupt(130)` ends the process after Ctrl-C (`exit_now`; tests pass `sys.exit`).
+    """
 
     @functools.wraps(main)
     def wrapped(argv: list[str]) -> None:
@@ -44,6 +69,6 @@ def one_line_errors(main: Callable[[list[str]], None]) -> Callable[[list[str]], 
             sys.exit(2)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr, flush=True)
-            sys.exit(130)
+            on_interrupt(130)
 
     return wrapped

@@ -40,6 +40,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -50,7 +51,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from spreid_tf import atomic, lip, metrics
+from spreid_tf import atomic, cli, lip, metrics
 from spreid_tf.data import pipelines, synthetic
 from spreid_tf.data.convert import convert_dataset
 from spreid_tf.data.manifest import split_shards
@@ -351,6 +352,9 @@ def _rows_from_seeds(per_seed: list[dict]) -> dict:
 
 
 def _init_worker() -> None:
+    # Ctrl-C reaches the whole process group: the parent answers it (one line, the pool
+    # terminated); the workers ignore it, so the training loop keeps the default actions.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     tf.config.experimental.enable_op_determinism()
@@ -532,6 +536,25 @@ def define_flags() -> None:
     flags.DEFINE_boolean("keep", False, "Keep the working folder (a temporary one is deleted otherwise).")
     flags.DEFINE_boolean("quick", False, "A shorter run (fewer people and steps; same checks).")
     flags.DEFINE_string("results_json", None, "Also write the numbers to this JSON file.")
+    flags.DEFINE_boolean("data_only", False, "Only write and convert the demo's data into --workdir (seconds), "
+                         "for configs/synthetic*.flags; print the commands that train and evaluate on it.")
+
+
+def data_only_commands(workdir: str) -> str:
+    """What to run on the data `--data_only` wrote into `workdir`."""
+    tfrecords, runs = Path(workdir) / "tfrecords", Path(workdir) / "runs"
+    return "\n".join([
+        f"Converted the demo's data into {tfrecords}. Train and evaluate on it:",
+        f"  python -m spreid_tf.train_parsing --flagfile=configs/synthetic_parsing.flags "
+        f"--train_data={tfrecords / 'lip'} --model_dir={runs / 'parsing'}",
+        f"  python -m spreid_tf.train --flagfile=configs/synthetic.flags "
+        f"--train_data={tfrecords / MARKET} --model_dir={runs / 'baseline'}",
+        f"  python -m spreid_tf.train --flagfile=configs/synthetic.flags --model=spreid "
+        f"--parsing_model={runs / 'parsing' / 'parsing.keras'} "
+        f"--train_data={tfrecords / MARKET} --model_dir={runs / 'spreid'}",
+        f"  python -m spreid_tf.evaluate --model_dir={runs / 'spreid'} --data_dir={tfrecords} "
+        f"--dataset={MARKET} --combine={runs / 'baseline'}",
+    ])
 
 
 def main(argv: list[str]) -> None:
@@ -540,6 +563,12 @@ def main(argv: list[str]) -> None:
     # The library logs progress through Python logging; show it with absl's handler.
     logging.getLogger("spreid_tf").setLevel(logging.INFO)
     logging.getLogger("spreid_tf.data.convert").setLevel(logging.ERROR)  # the miniatures' bad files, on purpose
+    if FLAGS.data_only:
+        if not FLAGS.workdir:
+            raise ValueError("--data_only needs --workdir=DIR (the data is kept there for the training commands)")
+        prepare_data(Path(FLAGS.workdir), QUICK if FLAGS.quick else DemoSettings())
+        print(data_only_commands(FLAGS.workdir))
+        return
     workdir = FLAGS.workdir or tempfile.mkdtemp(prefix="spreid_demo_")
     try:
         result = run_demo(workdir, QUICK if FLAGS.quick else DemoSettings())
@@ -554,4 +583,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(cli.one_line_errors(main))

@@ -40,7 +40,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     config = training_flags.reid_config_from_flags(FLAGS)
     # The identity count is resolved from the data, never configured: record it.
-    data = inputs.resolve_reid_data(config.train_data)
+    data = inputs.resolve_reid_data(config.train_data, what="--train_data")
     # Before config.json is written: a run that cannot start leaves nothing behind.
     reid.check_model_files(config)
     if strategy_lib.is_chief_from_env(config.runtime.strategy):

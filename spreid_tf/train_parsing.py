@@ -38,7 +38,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     config = training_flags.parsing_config_from_flags(FLAGS)
-    inputs.resolve_parsing_data(config.train_data)
+    inputs.resolve_parsing_data(config.train_data, what="--train_data")
     if strategy_lib.is_chief_from_env(config.runtime.strategy):
         config_lib.write_config(config, FLAGS.model_dir)
     summary = parsing.train_parsing(config, FLAGS.model_dir)

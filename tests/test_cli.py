@@ -37,7 +37,7 @@ def test_ordinary_errors_are_one_line_with_status_2(capsys, monkeypatch, error, 
 def test_ctrl_c_is_one_line_with_status_130_and_bugs_keep_their_traceback(capsys, monkeypatch):
     monkeypatch.delenv(cli.TRACEBACK_VARIABLE, raising=False)
     with pytest.raises(SystemExit) as exit_:
-        cli.one_line_errors(_raises(KeyboardInterrupt()))([])
+        cli.one_line_errors(_raises(KeyboardInterrupt()), on_interrupt=sys.exit)([])
     assert exit_.value.code == 130 and capsys.readouterr().err == "interrupted\n"
     with pytest.raises(ZeroDivisionError):  # not an ordinary mistake: the traceback stays
         cli.one_line_errors(_raises(ZeroDivisionError()))([])

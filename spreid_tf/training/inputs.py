@@ -36,8 +36,10 @@ class ReidData:
     name: str
 
 
-def resolve_reid_data(path: os.PathLike | str) -> ReidData:
+def resolve_reid_data(path: os.PathLike | str, what: str = "training data") -> ReidData:
     """Reads a converted dataset folder or a merged label map (file or folder).
+
+    `what` names the path in messages (a command line passes its flag, `--train_data`).
 
     Raises:
         FileNotFoundError: `path` is neither (the message says what was expected).
@@ -57,8 +59,9 @@ def resolve_reid_data(path: os.PathLike | str) -> ReidData:
         )
     if not path.is_dir():
         raise FileNotFoundError(
-            f"training data {str(path)!r} not found: expected a converted dataset folder (with "
-            f"manifest.json) or a merged {merge.LABEL_MAP_FILENAME} (datasets/convert.py writes both)")
+            f"{what}={str(path)!r} not found: expected a converted dataset folder (with manifest.json) or a "
+            f"merged {merge.LABEL_MAP_FILENAME} (datasets/convert.py writes both; `python -m spreid_tf.demo "
+            f"--workdir=DIR --data_only` writes the synthetic demo's to DIR/tfrecords)")
     manifest = load_manifest(path)
     if manifest.get("kind", "reid") != "reid" or "train" not in manifest["splits"]:
         raise ValueError(f"{path}: not a re-id conversion with a train split "
@@ -84,12 +87,13 @@ class ParsingData:
     num_images: int
 
 
-def resolve_parsing_data(path: os.PathLike | str) -> ParsingData:
-    """Reads a converted parsing dataset (LIP) folder."""
+def resolve_parsing_data(path: os.PathLike | str, what: str = "parsing data") -> ParsingData:
+    """Reads a converted parsing dataset (LIP) folder (`what` names it in messages)."""
     path = Path(path)
     if not path.is_dir():
-        raise FileNotFoundError(f"parsing data {str(path)!r} not found: expected the converted LIP folder "
-                                "(with manifest.json; see datasets/convert.py)")
+        raise FileNotFoundError(f"{what}={str(path)!r} not found: expected the converted LIP folder (with "
+                                "manifest.json; see datasets/convert.py; `python -m spreid_tf.demo --workdir=DIR "
+                                "--data_only` writes the synthetic demo's to DIR/tfrecords/lip)")
     manifest = load_manifest(path)
     if manifest.get("kind") != "parsing" or "train" not in manifest["splits"]:
         raise ValueError(f"{path}: not a parsing conversion with a train split "

@@ -73,10 +73,13 @@ def _stop_on_signals(enabled: bool) -> Iterator[list[str]]:
     """While active, SIGINT (Ctrl-C) and SIGTERM (preemption) ask the loop to stop at the next step.
 
     Yields a list that receives the signal's name. A second Ctrl-C interrupts at once, as
-    usual. Only in the main thread (Python's rule for handlers) and when `enabled`.
+    usual. Only in the main thread (Python's rule for handlers), when `enabled`, and when
+    SIGINT is not ignored (the Unix convention for background jobs and for worker
+    processes whose parent handles Ctrl-C, as the demo's do): there both keep their action.
     """
     received: list[str] = []
-    if not enabled or threading.current_thread() is not threading.main_thread():
+    if (not enabled or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
         yield received
         return
 
