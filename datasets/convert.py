@@ -18,7 +18,10 @@ import logging as std_logging
 from absl import app, flags, logging
 
 from spreid_tf import cli
-from spreid_tf.data import convert, registry
+
+cli.quiet_tensorflow_logs()  # the converter names each bad image itself
+
+from spreid_tf.data import convert, registry  # noqa: E402
 
 FLAGS = flags.FLAGS
 ALL10 = "all10"

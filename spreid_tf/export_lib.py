@@ -185,32 +185,46 @@ def decode_and_resize(image_bytes: tf.Tensor, image_size: Sequence[int]) -> tf.T
     """string [N] -> uint8 [N, H, W, 3], decoded and resized exactly as in evaluation.
 
     Accepts what evaluation's `tf.io.decode_image` accepts (JPEG, PNG, GIF, BMP,
-    WebP, JPEG XL; first frame of animations). Raises (at run time)
-    InvalidArgumentError naming the position of an empty or unrecognised input;
-    corrupt data behind a valid header fails in the decoder with its own
-    InvalidArgumentError ("Invalid JPEG data ...", "Invalid PNG data").
+    WebP, JPEG XL; first frame of animations). An input that does not decode (empty,
+    an unknown format, corrupt or truncated data) raises, at run time, one
+    InvalidArgumentError naming its position, `image_bytes[i]`, and how many failed.
+
+    The images are decoded in a tf.data pipeline that drops the failures
+    (`ignore_errors`): a decoder's own error cannot carry the position, the list of
+    survivors can. Valid inputs decode exactly as before.
     """
     height, width = int(image_size[0]), int(image_size[1])
     image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
+    count = tf.size(image_bytes, out_type=tf.int64)
 
-    def one(args: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
-        data, index = args
-        # Padded so that substr never reads past the end of a short input (an error).
-        head = tf.strings.substr(tf.strings.join([data, b"\0" * 16]), 0, 16)
-        webp = (tf.strings.substr(head, 0, 4) == b"RIFF") & (tf.strings.substr(head, 8, 4) == b"WEBP")
-        known = tf.reduce_any([tf.strings.substr(head, 0, len(m)) == m for m in _MAGIC] + [webp])
-        message = tf.strings.format(
-            "image_bytes[{}] is not a JPEG or PNG image (nor another format tf.io.decode_image reads): "
-            "{} bytes starting with {}",
-            (index, tf.strings.length(data), tf.strings.substr(data, 0, 8)))
-        check = tf.debugging.Assert(known, [message])
-        with tf.control_dependencies([check]):
-            image = pipelines.decode_image(data)
-        return pipelines.resize_uint8(image, (height, width))
+    def one(data: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return index, pipelines.resize_uint8(pipelines.decode_image(data), (height, width))
 
-    indices = tf.range(tf.size(image_bytes, out_type=tf.int32))
-    images = tf.map_fn(one, (image_bytes, indices),
-                       fn_output_signature=tf.TensorSpec([height, width, 3], tf.uint8))
+    decoded = (tf.data.Dataset.from_tensor_slices((image_bytes, tf.range(count)))
+               .map(one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+               .ignore_errors())
+    # A leading placeholder keeps the batch non-empty when every image fails.
+    placeholder = tf.data.Dataset.from_tensors((tf.constant(-1, tf.int64), tf.zeros([height, width, 3], tf.uint8)))
+    indices, images = placeholder.concatenate(decoded).batch(count + 1).get_single_element()
+    indices, images = indices[1:], images[1:]
+    failed = tf.sparse.to_dense(tf.sets.difference(tf.range(count)[None], indices[None]))[0]
+    first = tf.concat([failed, [0]], 0)[0]
+    data = tf.concat([image_bytes, [b""]], 0)[first]
+    # Padded so that substr never reads past the end of a short input (an error).
+    head = tf.strings.substr(tf.strings.join([data, b"\0" * 16]), 0, 16)
+    webp = (tf.strings.substr(head, 0, 4) == b"RIFF") & (tf.strings.substr(head, 8, 4) == b"WEBP")
+    known = tf.reduce_any([tf.strings.substr(head, 0, len(m)) == m for m in _MAGIC] + [webp])
+    reason = tf.where(known, " starts like an image but its data does not decode (corrupt or truncated)",
+                      " is not a JPEG or PNG image (nor another format tf.io.decode_image reads)")
+    # The first bytes as numbers: raw bytes in an error message are not valid UTF-8.
+    message = tf.strings.join([
+        tf.strings.format("image_bytes[{}]", first), reason,
+        tf.strings.format(": {} bytes, first bytes {}; {} of {} images failed to decode: {}",
+                          (tf.strings.length(data), tf.io.decode_raw(tf.strings.substr(data, 0, 8), tf.uint8),
+                           tf.size(failed), count, failed), summarize=20)])
+    check = tf.debugging.Assert(tf.equal(tf.size(failed), 0), [message])
+    with tf.control_dependencies([check]):
+        images = tf.identity(images)
     return tf.ensure_shape(images, [None, height, width, 3])
 
 

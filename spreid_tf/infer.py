@@ -47,6 +47,7 @@ def define_infer_flags() -> None:
 
 def main(argv: list[str]) -> None:
     del argv
+    cli.quiet_tensorflow_logs()  # the skip report names each image that does not decode
     import tensorflow as tf  # after flag parsing: importing TensorFlow is slow
 
     from spreid_tf import inference

@@ -205,6 +205,37 @@ def grpc_predict_fn(server: str, model_name: str = "spreid", signature_name: str
     return predict
 
 
+def local_predict_fn(saved_model: str, signature_name: str = SERVING_DEFAULT,
+                     columnar: bool = False) -> Callable[[Sequence[bytes]], np.ndarray]:
+    """Images -> embeddings without a server: each batch's REST body is built, turned into the
+    signature's tensors as TF Serving turns it (`rest_body_to_tensors`), and run on the
+    SavedModel in this process. For trying an export and the client before deploying."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the skip list names each rejected image
+    import tensorflow as tf
+
+    if not os.path.isfile(os.path.join(saved_model, "saved_model.pb")):
+        raise SystemExit(f"error: --saved_model={saved_model!r} is not a SavedModel version folder "
+                         "(no saved_model.pb)")
+    loaded = tf.saved_model.load(saved_model)
+    if signature_name not in loaded.signatures:
+        raise SystemExit(f"error: --signature_name={signature_name!r} is not in {saved_model} "
+                         f"(it has {sorted(loaded.signatures)})")
+    signature = loaded.signatures[signature_name]
+
+    def predict(images: Sequence[bytes]) -> np.ndarray:
+        body = json.dumps(rest_request_body(images, signature_name, columnar))
+        try:
+            outputs = signature(**rest_body_to_tensors(body))
+        except tf.errors.InvalidArgumentError as error:
+            lines = [line.strip() for line in error.message.splitlines() if "image_bytes" in line]
+            raise ServerError(f"{saved_model}: {(lines or [error.message.strip()])[0]}",
+                              invalid_argument=True) from error
+        key = "predictions" if not columnar else "outputs"
+        return embeddings_from_rest_response({key: outputs["embedding"].numpy().tolist()})
+
+    return predict
+
+
 # ------------------------------------------------------------------------- folders
 
 
@@ -297,7 +328,9 @@ def main(argv: Sequence[str]) -> None:
     paths = list_images(flags.images)
     if not paths:
         raise SystemExit(f"no images match {flags.images!r}")
-    if flags.protocol == "rest":
+    if flags.saved_model:
+        predict = local_predict_fn(flags.saved_model, flags.signature_name, flags.columnar)
+    elif flags.protocol == "rest":
         predict = rest_predict_fn(flags.server, flags.model_name, flags.signature_name, flags.model_version,
                                   flags.timeout_s, flags.columnar)
     else:
@@ -306,6 +339,8 @@ def main(argv: Sequence[str]) -> None:
     try:
         result = embed_files(paths, predict, flags.batch_size)
     except ServerError as e:  # HTTP or gRPC status from (or on the way to) the server
+        if flags.saved_model:
+            raise SystemExit(f"error: {e} (--saved_model, --signature_name)") from None
         raise SystemExit(f"error: TF Serving at {flags.server}: {e} (--server, --protocol, --model_name, "
                          "--model_version, --signature_name)") from None
     except urllib.error.URLError as e:
@@ -328,6 +363,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("batch_size", 32, "Images per request.")
     flags.DEFINE_float("timeout_s", 60.0, "Per-request timeout.")
     flags.DEFINE_bool("columnar", False, "REST: send the columnar 'inputs' form instead of 'instances'.")
+    flags.DEFINE_string("saved_model", None, "No server: run the REST requests on this exported version folder "
+                        "in this process (needs TensorFlow), to try an export and the client before serving.")
 
 
 if __name__ == "__main__":

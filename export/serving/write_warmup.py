@@ -26,6 +26,7 @@ _MODEL_NAME = flags.DEFINE_string("model_name", "spreid", "Model name (as in mod
 
 def main(argv: list[str]) -> None:
     del argv
+    cli.quiet_tensorflow_logs()  # a bad image is named in one line
     import tensorflow as tf
 
     from spreid_tf import export_lib, inference

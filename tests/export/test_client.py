@@ -92,7 +92,7 @@ def test_embed_files_skips_unreadable_and_rejected_images(serve, image_bytes, ex
     reasons = {os.path.basename(f): r for f, r in result["skipped"]}
     assert reasons["empty.jpg"] == "empty file (0 bytes)"
     assert reasons["text.png"] == "not a JPEG or PNG file"
-    assert "rejected by the server" in reasons["corrupt.jpg"] and "Invalid JPEG data" in reasons["corrupt.jpg"]
+    assert "rejected by the server" in reasons["corrupt.jpg"] and "does not decode" in reasons["corrupt.jpg"]
     assert calls[0] == 4 and len(calls) == 5  # one failed batch of 4, then one by one
     client.save_npz(str(tmp_path / "out" / "emb.npz"), result)
     saved = np.load(tmp_path / "out" / "emb.npz")
@@ -117,3 +117,21 @@ def test_no_server_is_one_line_naming_the_flags(tmp_path):
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("error: cannot reach TF Serving's REST API at 127.0.0.1:")
     assert "--server" in done.stderr and not (tmp_path / "out.npz").exists()
+
+
+def test_local_saved_model_mode_runs_the_rest_requests_without_a_server(baseline, image_bytes, expected, tmp_path):
+    names = ["a.jpg", "b.png", "truncated.jpg", "c.jpg"]
+    contents = [image_bytes[0], image_bytes[1], image_bytes[0][:len(image_bytes[0]) // 2], image_bytes[2]]
+    for name, data in zip(names, contents):
+        (tmp_path / name).write_bytes(data)
+    predict = client.local_predict_fn(baseline.export_dir)
+    result = client.embed_files(client.list_images(str(tmp_path)), predict, batch_size=8, log=lambda message: None)
+    assert [os.path.basename(f) for f in result["filenames"]] == ["a.jpg", "b.png", "c.jpg"]
+    np.testing.assert_allclose(result["embeddings"], expected[:3], atol=1e-6)
+    (skipped, reason), = result["skipped"]
+    assert os.path.basename(skipped) == "truncated.jpg"
+    assert "image_bytes[0] starts like an image but its data does not decode (corrupt or truncated)" in reason
+    with pytest.raises(SystemExit, match="--signature_name='nope' is not in"):
+        client.local_predict_fn(baseline.export_dir, "nope")
+    with pytest.raises(SystemExit, match="--saved_model=.* is not a SavedModel version folder"):
+        client.local_predict_fn(str(tmp_path))

@@ -110,15 +110,22 @@ def test_bare_parsing_model_export(parsing_model, image_bytes, tmp_path):
 
 
 @pytest.mark.parametrize("bad, message", [
-    (b"not an image at all", r"image_bytes\[1\] is not a JPEG or PNG image .*: 19 bytes"),
+    (b"not an image at all", r"image_bytes\[1\] is not a JPEG or PNG image .*: 19 bytes, first bytes \[110 111"),
     (b"", r"image_bytes\[1\] is not a JPEG or PNG image .*: 0 bytes"),
-    (b"RIFF", r"image_bytes\[1\] is not a JPEG or PNG image .*: 4 bytes starting with .*RIFF"),
-    (b"\xff\xd8\xff\xe0" + bytes(200), r"Invalid JPEG data"),
+    (b"RIFF", r"image_bytes\[1\] is not a JPEG or PNG image .*: 4 bytes, first bytes \[82 73 70 70\]"),
+    (b"\xff\xd8\xff\xe0" + bytes(200), r"image_bytes\[1\] starts like an image but its data does not decode "
+                                        r"\(corrupt or truncated\): 204 bytes"),
+    ("truncated", r"image_bytes\[1\] starts like an image but its data does not decode"),
 ])
 def test_invalid_bytes_are_invalid_argument_and_serving_goes_on(loaded_baseline, image_bytes, bad, message):
     serve = loaded_baseline.signatures["serving_default"]
+    if bad == "truncated":
+        bad = image_bytes[1][:len(image_bytes[1]) // 2]
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         serve(image_bytes=tf.constant([image_bytes[0], bad]))
+    # Every failure is counted and listed, the first one described.
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"2 of 3 images failed to decode: \[1 2\]"):
+        serve(image_bytes=tf.constant([image_bytes[0], bad, bad]))
     assert serve(image_bytes=tf.constant(image_bytes[:2]))["embedding"].shape == (2, 2048)
 
 
