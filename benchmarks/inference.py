@@ -14,6 +14,14 @@ times, alternately, after a warm-up:
     python benchmarks/inference.py --model=baseline --input_size=492x164 \
         --num_images=256 --batch_size=64 --rounds=2
 
+    KERAS_BACKEND=jax python benchmarks/inference.py --backend=jax --model=spreid --input_size=512x170
+
+`--backend=jax` times only the model's forward pass (to the l2-normalised embedding) under
+Keras' JAX backend, one `jax.jit` (XLA) call per batch, float32 and mixed_float16
+(`--mixed_precision`), on a batch kept on the device (benchmarks/_jax_bench.py). It imports
+no TensorFlow, so it runs on a GPU machine that has JAX but no TensorFlow (BUILD.md, "Keras
+backends"); there is no SavedModel and no tf.data on that path.
+
 It prints a markdown table with images/s of both and their ratio (the target is
 end to end >= 90% of the bare forward), also per CPU-second of the process (all
 threads), which is steadier than wall time on a shared machine. On a CPU-only machine the decode threads
@@ -33,10 +41,21 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+# TensorFlow and Keras are imported where they are used, after --backend has chosen Keras' backend:
+# the JAX path imports no TensorFlow.
+_BACKEND = flags.DEFINE_enum("backend", None, ["tensorflow", "jax"], "Keras backend: tensorflow (SavedModel, "
+                             "tf.data, end to end) or jax (the model's forward pass alone, jax.jit). Default: "
+                             "$KERAS_BACKEND, else tensorflow.")
 _MODEL = flags.DEFINE_enum("model", "baseline", ["baseline", "spreid"], "Model to build (random weights).")
+_BACKBONE = flags.DEFINE_string("backbone", "inception_v3", "Re-id backbone of the model (spreid_tf.models.BACKBONES).")
+_MIXED = flags.DEFINE_enum("mixed_precision", "both", ["off", "on", "both"],
+                           "--backend=jax: float32, mixed_float16, or both.")
+_STEPS = flags.DEFINE_integer("steps", 20, "--backend=jax: timed batches per row, after 3 untimed ones.")
+_QUICK = flags.DEFINE_boolean("quick", False, "Smoke run on a CPU (its numbers mean nothing): 96x80 input, batch 2 "
+                              "(16 JPEGs with TensorFlow; 2 timed batches, float32 unless --mixed_precision is "
+                              "given, with JAX).")
 _INPUT_SIZE = flags.DEFINE_string("input_size", "492x164", "Model input size HxW.")
 _REID_SIZE = flags.DEFINE_string("reid_input_size", None, "SPReID: re-id branch size HxW (default input).")
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "Time this SavedModel instead of building one.")
@@ -53,6 +72,8 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _write_jpegs(folder: str, count: int, size: tuple[int, int]) -> None:
+    import tensorflow as tf
+
     rng = np.random.default_rng(0)
     os.makedirs(folder, exist_ok=True)
     for i in range(count):
@@ -62,17 +83,23 @@ def _write_jpegs(folder: str, count: int, size: tuple[int, int]) -> None:
         tf.io.write_file(os.path.join(folder, f"{i:05d}.jpg"), tf.io.encode_jpeg(image, quality=90))
 
 
-def _export(workdir: str) -> str:
-    from spreid_tf import export_lib
+def _input_size() -> tuple[int, int]:
+    return (96, 80) if _QUICK.value else _size(_INPUT_SIZE.value)
+
+
+def _build_model():
     from spreid_tf.models import build_baseline_model, build_spreid_model
 
-    size = _size(_INPUT_SIZE.value)
     if _MODEL.value == "baseline":
-        model = build_baseline_model(751, input_size=size)
-    else:
-        reid = _size(_REID_SIZE.value) if _REID_SIZE.value else None
-        model = build_spreid_model(751, input_size=size, reid_input_size=reid)
-    return export_lib.export_saved_model(model, os.path.join(workdir, "export", "1"), warmup_images=0)
+        return build_baseline_model(751, backbone=_BACKBONE.value, input_size=_input_size())
+    reid = _size(_REID_SIZE.value) if _REID_SIZE.value and not _QUICK.value else None
+    return build_spreid_model(751, backbone=_BACKBONE.value, input_size=_input_size(), reid_input_size=reid)
+
+
+def _export(workdir: str) -> str:
+    from spreid_tf import export_lib
+
+    return export_lib.export_saved_model(_build_model(), os.path.join(workdir, "export", "1"), warmup_images=0)
 
 
 class _Timer:
@@ -88,6 +115,8 @@ class _Timer:
 
 def _bare_forward(embedder, count: int, batch_size: int) -> tuple[float, float]:
     """(images per wall second, images per CPU second)."""
+    import tensorflow as tf
+
     height, width = embedder.image_size
     images = tf.constant(np.random.default_rng(1).integers(0, 256, (batch_size, height, width, 3), np.uint8))
     calls = -(-count // batch_size)
@@ -116,31 +145,70 @@ def _end_to_end(embedder, source, batch_size: int, output: str) -> tuple[float, 
 
 
 def _device() -> str:
+    import tensorflow as tf
+
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         return ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus)
     return f"CPU only, {os.cpu_count()} cores ({platform.processor() or platform.machine()})"
 
 
+def _main_jax() -> None:
+    import _jax_bench  # benchmarks/ is sys.path[0] when this file runs as a script
+
+    if _SAVED_MODEL.value:
+        raise app.UsageError("--saved_model is TensorFlow's; --backend=jax builds the model (--model, --input_size)")
+    batch = 2 if _QUICK.value else _BATCH.value
+    steps, warmup = (2, 1) if _QUICK.value else (_STEPS.value, 3)
+    choices = {"off": [False], "on": [True], "both": [False, True]}
+    precisions = [False] if _QUICK.value and not flags.FLAGS["mixed_precision"].present else choices[_MIXED.value]
+    size = _input_size()
+    images = np.random.default_rng(1).integers(0, 256, (batch, *size, 3), np.uint8)
+    print(f"\n{datetime.date.today()} | {_jax_bench.device_description()} | {_jax_bench.versions()} | "
+          f"forward pass of a random-weight {_MODEL.value} ({_BACKBONE.value}), {steps} timed batches after "
+          f"{warmup}{' (--quick)' if _QUICK.value else ''}\n")
+    print("| model | backbone | input | batch | precision | XLA | forward img/s | ms/batch | first calls (s) |")
+    print("|---|---|---|---:|---|---|---:|---:|---:|")
+    for mixed in precisions:
+        r = _jax_bench.measure_forward(_build_model, images, mixed, steps, warmup)
+        value = f"{r['images_per_second']:.1f}" if r["error"] is None else r["error"]
+        print(f"| {_MODEL.value} | {_BACKBONE.value} | {size[0]}x{size[1]} | {batch} | "
+              f"{'mixed_float16' if mixed else 'float32'} | on (jax.jit) | {value} | {r['step_ms']:.1f} | "
+              f"{r['warmup_s']:.1f} |", flush=True)
+
+
 def main(argv: list[str]) -> None:
     del argv
+    import _jax_bench
+
+    backend = _BACKEND.value or os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend not in ("tensorflow", "jax"):
+        raise app.UsageError(f"KERAS_BACKEND={backend!r}: this benchmark runs under tensorflow or jax")
+    _jax_bench.select_backend(backend)
+    if backend == "jax":
+        _main_jax()
+        return
+
+    import tensorflow as tf
+
     from spreid_tf import inference
 
     workdir = _WORKDIR.value or tempfile.mkdtemp(prefix="spreid_inference_bench_")
     try:
         saved_model = _SAVED_MODEL.value or _export(workdir)
         images = os.path.join(workdir, "images")
-        _write_jpegs(images, _NUM_IMAGES.value, _size(_SOURCE.value))
+        num_images = 16 if _QUICK.value else _NUM_IMAGES.value
+        _write_jpegs(images, num_images, _size(_SOURCE.value))
         embedder = inference.load_embedder(saved_model)
         source = inference.resolve_inputs(images)
-        batch = _BATCH.value
+        batch = 2 if _QUICK.value else _BATCH.value
         # Warm-up: the first calls of the model and of a tf.data pipeline build and tune them.
         _bare_forward(embedder, 2 * batch, batch)
         _end_to_end(embedder, inference.resolve_inputs(list(source.paths[:batch])), batch,
                     os.path.join(workdir, "warmup.npz"))
         bare, e2e, pipeline = [], [], []
         for _ in range(_ROUNDS.value):
-            bare.append(_bare_forward(embedder, _NUM_IMAGES.value, batch))
+            bare.append(_bare_forward(embedder, num_images, batch))
             e2e.append(_end_to_end(embedder, source, batch, os.path.join(workdir, "features.npz")))
             pipeline.append(_pipeline_only(source, embedder.image_size, batch))
         best_bare, best_e2e = max(b[0] for b in bare), max(e[0] for e in e2e)
@@ -152,7 +220,7 @@ def main(argv: list[str]) -> None:
               "| ratio (median of rounds) | ratio per CPU-second | input pipeline alone img/s |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         print(f"| {_MODEL.value} | {embedder.image_size[0]}x{embedder.image_size[1]} | {batch} | "
-              f"{_NUM_IMAGES.value} ({_SOURCE.value} JPEG) | {best_bare:.1f} | {best_e2e:.1f} | "
+              f"{num_images} ({_SOURCE.value} JPEG) | {best_bare:.1f} | {best_e2e:.1f} | "
               f"{best_e2e / best_bare:.0%} | {median_ratio:.0%} | {cpu_e2e / cpu_bare:.0%} | {max(pipeline):.0f} |")
         print(f"\nrounds (wall img/s, CPU img/s): bare {[(round(w, 1), round(c, 2)) for w, c in bare]}, "
               f"end to end {[(round(w, 1), round(c, 2)) for w, c in e2e]}, "

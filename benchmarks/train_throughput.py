@@ -10,8 +10,17 @@ so the input pipeline is not measured (see benchmarks/input_pipeline.py for that
 Models start from random weights (`weights=None`); the speed does not depend on them.
 Prints a Markdown table naming the device; paste it into BENCHMARKS.md.
 
-Rows: baseline InceptionV3 / ResNet-50 / ResNet-152 at 492x164 (phase 1), SPReID
-w/fg at 512x170 (phase 1) and 748x246 (phase 2), the parsing model at 512x512.
+Rows: baseline InceptionV3 / ResNet-50 / ResNet-152 / MobileNetV2 (the demo's backbone) at
+492x164 (phase 1), SPReID w/fg at 512x170 (phase 1) and 748x246 (phase 2), the parsing model
+at 512x512.
+
+    KERAS_BACKEND=jax python benchmarks/train_throughput.py --backend=jax   # same rows under JAX
+
+`--backend=jax` runs the models' forward and backward pass under Keras' JAX backend, one
+`jax.jit` step (XLA) per row (benchmarks/_jax_bench.py): it imports no TensorFlow, so it runs
+on a machine with JAX (and CUDA) but without TensorFlow (BUILD.md, "Keras backends").
+`--jit_compile` and `--strategy` are TensorFlow's; under JAX the step is always compiled and
+runs on the first device.
 """
 
 from __future__ import annotations
@@ -22,21 +31,26 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from spreid_tf import lip  # noqa: E402
-from spreid_tf.models import build_baseline_model, build_parsing_model, build_spreid_model  # noqa: E402
-from spreid_tf.training import optimizers, step  # noqa: E402
-from spreid_tf.training import strategy as strategy_lib  # noqa: E402
 
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+# Keras, TensorFlow and the models are imported in main(), once --backend has chosen Keras'
+# backend; the JAX path imports no TensorFlow at all.
 FLAGS = flags.FLAGS
 NUM_IDENTITIES = 16_803  # the merged ten benchmarks: the classifier width of phase 1
+# spreid_tf.training.strategy.STRATEGIES (not imported here: it imports TensorFlow).
+STRATEGIES = ("default", "mirrored", "multi_worker")
+BACKENDS = ("tensorflow", "jax")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,20 +64,36 @@ class Case:
     parsing: bool = False
 
 
+def _baseline(backbone: str) -> Callable[[tuple[int, int]], keras.Model]:
+    def build(size: tuple[int, int]) -> keras.Model:
+        from spreid_tf.models import build_baseline_model
+
+        return build_baseline_model(NUM_IDENTITIES, backbone, size)
+
+    return build
+
+
 def _spreid(size: tuple[int, int]) -> keras.Model:
+    from spreid_tf.models import build_parsing_model, build_spreid_model
+
     return build_spreid_model(NUM_IDENTITIES, "w_fg", input_size=size,
                               parsing_model=build_parsing_model(input_shape=(None, None, 3)))
 
 
+def _parsing(size: tuple[int, int]) -> keras.Model:
+    from spreid_tf.models import build_parsing_model
+
+    return build_parsing_model(input_shape=(None, None, 3))
+
+
 CASES = (
-    Case("baseline_inception_v3", (492, 164), (96, 80),
-         lambda s: build_baseline_model(NUM_IDENTITIES, "inception_v3", s)),
-    Case("baseline_resnet50", (492, 164), (96, 80), lambda s: build_baseline_model(NUM_IDENTITIES, "resnet50", s)),
-    Case("baseline_resnet152", (492, 164), (96, 80),
-         lambda s: build_baseline_model(NUM_IDENTITIES, "resnet152", s)),
+    Case("baseline_inception_v3", (492, 164), (96, 80), _baseline("inception_v3")),
+    Case("baseline_resnet50", (492, 164), (96, 80), _baseline("resnet50")),
+    Case("baseline_resnet152", (492, 164), (96, 80), _baseline("resnet152")),
+    Case("baseline_mobilenet_v2", (492, 164), (96, 80), _baseline("mobilenet_v2")),
     Case("spreid_w_fg", (512, 170), (96, 80), _spreid),
     Case("spreid_w_fg_phase2", (748, 246), (112, 80), _spreid),
-    Case("parsing", (512, 512), (96, 96), lambda s: build_parsing_model(input_shape=(None, None, 3)), parsing=True),
+    Case("parsing", (512, 512), (96, 96), _parsing, parsing=True),
 )
 
 
@@ -74,7 +104,10 @@ def define_flags() -> None:
     flags.DEFINE_integer("warmup", 3, "Untimed steps first (tracing, autotuning).")
     flags.DEFINE_enum("mixed_precision", "both", ["off", "on", "both"], "float32, mixed_float16, or both.")
     flags.DEFINE_enum("jit_compile", "both", ["off", "on", "both"], "XLA off, on, or both.")
-    flags.DEFINE_enum("strategy", "default", list(strategy_lib.STRATEGIES), "Distribution strategy.")
+    flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "Distribution strategy (TensorFlow only).")
+    flags.DEFINE_enum("backend", None, list(BACKENDS), "Keras backend: tensorflow (the real train step of "
+                      "spreid_tf.training) or jax (forward, backward and SGD in one jax.jit step; no TensorFlow "
+                      "imported). Default: $KERAS_BACKEND, else tensorflow.")
     flags.DEFINE_boolean("quick", False, "Tiny inputs, batch 2, 2 steps, float32 without XLA (unless "
                          "--mixed_precision/--jit_compile are given): a smoke run that finishes on a CPU "
                          "(its numbers mean nothing).")
@@ -82,6 +115,8 @@ def define_flags() -> None:
 
 def device_name() -> str:
     """The accelerator's name, or the CPU's."""
+    import tensorflow as tf
+
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])
@@ -106,7 +141,13 @@ def _batch(case: Case, size: tuple[int, int], batch_size: int) -> tuple[np.ndarr
 
 def measure(case: Case, size: tuple[int, int], batch_size: int, mixed: bool, jit: bool, steps: int, warmup: int,
             strategy: tf.distribute.Strategy) -> dict:
-    """Images/s of `steps` train steps after `warmup` ones."""
+    """Images/s of `steps` train steps after `warmup` ones (TensorFlow backend)."""
+    import keras
+    import tensorflow as tf
+
+    from spreid_tf.training import optimizers, step
+    from spreid_tf.training import strategy as strategy_lib
+
     keras.backend.clear_session()
     gc.collect()
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
@@ -146,6 +187,34 @@ def measure(case: Case, size: tuple[int, int], batch_size: int, mixed: bool, jit
         keras.mixed_precision.set_global_policy("float32")
 
 
+def _header() -> None:
+    print("| Model | Input | Precision | XLA | images/s | ms/step | first steps (s) |")
+    print("|---|---|---|---|---:|---:|---:|")
+
+
+def _row(case: Case, size: tuple[int, int], mixed: bool, xla: str, r: dict) -> None:
+    value = f"{r['images_per_second']:.1f}" if r["error"] is None else r["error"]
+    print(f"| {case.name} | {size[0]}x{size[1]} | {'mixed_float16' if mixed else 'float32'} | {xla} | {value} | "
+          f"{r['step_ms']:.0f} | {r['warmup_s']:.1f} |", flush=True)
+
+
+def _main_jax(batch_size: int, steps: int, warmup: int, precisions: list[bool], quick: bool) -> None:
+    import _jax_bench  # benchmarks/ is sys.path[0] when this file runs as a script
+
+    print(f"Device: {_jax_bench.device_description()}; {_jax_bench.versions()}; batch {batch_size}; "
+          f"{steps} timed steps after {warmup}{' (--quick: tiny inputs)' if quick else ''}", flush=True)
+    print()
+    _header()
+    for case in CASES:
+        if case.name not in FLAGS.models:
+            continue
+        size = case.quick_size if quick else case.size
+        images, labels = _batch(case, size, batch_size)
+        for mixed in precisions:
+            r = _jax_bench.measure_train(lambda: case.build(size), images, labels, case.parsing, mixed, steps, warmup)
+            _row(case, size, mixed, "on (jax.jit)", r)
+
+
 def main(argv: list[str]) -> None:
     del argv
     unknown = set(FLAGS.models) - {c.name for c in CASES}
@@ -158,6 +227,23 @@ def main(argv: list[str]) -> None:
     # --quick runs float32 without XLA unless those flags are given explicitly.
     precisions = [False] if quick and not FLAGS["mixed_precision"].present else choices[FLAGS.mixed_precision]
     jits = [False] if quick and not FLAGS["jit_compile"].present else choices[FLAGS.jit_compile]
+    backend = FLAGS.backend or os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend not in BACKENDS:
+        raise app.UsageError(f"KERAS_BACKEND={backend!r}: this benchmark runs under {BACKENDS}")
+    import _jax_bench
+
+    _jax_bench.select_backend(backend)
+    if backend == "jax":
+        if FLAGS.strategy != "default":
+            raise app.UsageError("--strategy is TensorFlow's; --backend=jax runs on the first device")
+        _main_jax(batch_size, steps, warmup, precisions, quick)
+        return
+
+    import keras
+    import tensorflow as tf
+
+    from spreid_tf.training import strategy as strategy_lib
+
     strategy = strategy_lib.create_strategy(FLAGS.strategy)
     strategy_lib.check_global_batch_size(batch_size, strategy)
 
@@ -165,8 +251,7 @@ def main(argv: list[str]) -> None:
           f"TensorFlow {tf.__version__}, Keras {keras.__version__}; global batch {batch_size}; "
           f"{steps} timed steps after {warmup}{' (--quick: tiny inputs)' if quick else ''}", flush=True)
     print()
-    print("| Model | Input | Precision | XLA | images/s | ms/step | first steps (s) |")
-    print("|---|---|---|---|---:|---:|---:|")
+    _header()
     for case in CASES:
         if case.name not in FLAGS.models:
             continue
@@ -174,9 +259,7 @@ def main(argv: list[str]) -> None:
         for mixed in precisions:
             for jit in jits:
                 r = measure(case, size, batch_size, mixed, jit, steps, warmup, strategy)
-                value = f"{r['images_per_second']:.1f}" if r["error"] is None else r["error"]
-                print(f"| {case.name} | {size[0]}x{size[1]} | {'mixed_float16' if mixed else 'float32'} | "
-                      f"{'on' if jit else 'off'} | {value} | {r['step_ms']:.0f} | {r['warmup_s']:.1f} |", flush=True)
+                _row(case, size, mixed, "on" if jit else "off", r)
 
 
 if __name__ == "__main__":
