@@ -6,7 +6,8 @@ import shutil
 from pathlib import Path
 
 import miniature_checks as checks
-from spreid_tf.data import manifest, registry
+from spreid_tf.data import manifest
+from spreid_tf.data.synthetic import pes3d as miniature
 
 
 def test_conversion_matches_miniature(converted_root, synthetic_stats):
@@ -20,7 +21,7 @@ def test_conversion_matches_miniature(converted_root, synthetic_stats):
 
 def test_split_all(tmp_path):
     root = tmp_path / "raw"
-    expected = registry.get("3dpes").write_miniature(root, 0, {"split": "all"})
+    expected = miniature.write(root, 0, {"split": "all"})
     m = checks.convert("3dpes", root, tmp_path / "out", split="all")
     assert expected.mismatches(m) == []
     assert checks.counts(m) == {"train": (38, 10, 8), "query": (0, 0, 0), "gallery": (0, 0, 0)}

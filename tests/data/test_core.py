@@ -167,7 +167,7 @@ def test_in_memory_and_bmp_images(tmp_path, monkeypatch):
                           info={"note": "toy"})
 
     monkeypatch.setitem(registry.DATASETS, "toy", registry.DatasetInfo(
-        name="toy", read=read, expected_tree="raw/", write_miniature=None, splits=("train",)))
+        name="toy", read=read, expected_tree="raw/", splits=("train",)))
     m = convert.convert_dataset("toy", tmp_path / "raw", tmp_path / "out")
     assert m["splits"]["train"]["num_transcoded_to_png"] == 1
     examples = _examples(manifest.split_shards(tmp_path / "out" / "toy", "train"))

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 import miniature_checks as checks
-from spreid_tf.data import manifest, registry
+from spreid_tf.data import manifest
 from spreid_tf.data.readers import _protocols
+from spreid_tf.data.synthetic import cuhk01 as miniature
 
 
 def test_conversion_matches_miniature(converted_root, synthetic_stats):
@@ -23,7 +24,7 @@ def test_conversion_matches_miniature(converted_root, synthetic_stats):
 
 def test_split_all_puts_every_image_in_train(synthetic_stats, tmp_path):
     root = tmp_path / "raw"
-    expected = registry.get("cuhk01").write_miniature(root, 0, {"split": "all"})
+    expected = miniature.write(root, 0, {"split": "all"})
     m = checks.convert("cuhk01", root, tmp_path / "out", split="all")
     assert expected.mismatches(m) == []
     assert checks.counts(m) == {"train": (46, 12, 2), "query": (0, 0, 0), "gallery": (0, 0, 0)}

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 import miniature_checks as checks
-from spreid_tf.data import manifest, registry
+from spreid_tf.data import manifest
+from spreid_tf.data.synthetic import cuhk02 as miniature
 
 
 def test_conversion_matches_miniature(converted_root, synthetic_stats):
@@ -22,7 +23,7 @@ def test_conversion_matches_miniature(converted_root, synthetic_stats):
 
 def test_split_all_keys_ids_by_camera_pair(tmp_path):
     root = tmp_path / "raw"
-    expected = registry.get("cuhk02").write_miniature(root, 0, {"split": "all"})
+    expected = miniature.write(root, 0, {"split": "all"})
     m = checks.convert("cuhk02", root, tmp_path / "out", split="all")
     assert expected.mismatches(m) == []
     # Every pair numbers its persons from 001: 16 ids only because ids are keyed by pair.

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import miniature_checks as checks
-from spreid_tf.data import manifest, registry
+from spreid_tf.data import manifest
+from spreid_tf.data.synthetic import prid2011 as miniature
 
 
 def test_conversion_matches_miniature(converted_root, synthetic_stats):
@@ -21,7 +22,7 @@ def test_conversion_matches_miniature(converted_root, synthetic_stats):
 
 def test_split_all_keeps_cam_b_only_people_apart(tmp_path):
     root = tmp_path / "raw"
-    expected = registry.get("prid2011").write_miniature(root, 0, {"split": "all"})
+    expected = miniature.write(root, 0, {"split": "all"})
     m = checks.convert("prid2011", root, tmp_path / "out", split="all")
     assert expected.mismatches(m) == []
     # 200 shared + 5 cam_a-only + 12 cam_b-only people - the zero-byte one.

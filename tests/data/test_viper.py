@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import miniature_checks as checks
-from spreid_tf.data import manifest, registry
+from spreid_tf.data import manifest
+from spreid_tf.data.synthetic import viper as miniature
 
 
 def test_conversion_matches_miniature(converted_root, synthetic_stats):
@@ -21,7 +22,7 @@ def test_conversion_matches_miniature(converted_root, synthetic_stats):
 
 def test_split_all(tmp_path):
     root = tmp_path / "raw"
-    expected = registry.get("viper").write_miniature(root, 0, {"split": "all"})
+    expected = miniature.write(root, 0, {"split": "all"})
     m = checks.convert("viper", root, tmp_path / "out", split="all")
     assert expected.mismatches(m) == []
     assert checks.counts(m) == {"train": (22, 12, 2), "query": (0, 0, 0), "gallery": (0, 0, 0)}

@@ -28,14 +28,12 @@ on either.
 from __future__ import annotations
 
 import re
-import zlib
 from pathlib import Path
 
+from spreid_tf.data.dataset_info import DatasetInfo
 from spreid_tf.data.readers import _protocols
 from spreid_tf.data.records import (REASON_BAD_FILENAME, ReadResult, Record, Skipped, relpath, require_dir,
                                     resolve_root, scan_images)
-from spreid_tf.data.registry import DatasetInfo, register
-from spreid_tf.data.synthetic.small import Written
 
 NAME = "cuhk01"
 DIRNAMES = ("cuhk01", "CUHK01")
@@ -77,52 +75,11 @@ def read(root: Path, split: str = "standard", split_index: int = 0, seed: int = 
     return ReadResult(splits=splits, skipped=skipped, info=info)
 
 
-def write_miniature(root: Path, seed: int = 0, options: dict | None = None):
-    """Writes a miniature CUHK01 under `root/cuhk01/campus/`.
-
-    Returns the ExpectedStats of reading it with the reader `options` (a dict; default: none) (default: none).
-
-    12 ids x 4 images (64x32 px), a zero-byte and a corrupt PNG among them, a
-    Thumbs.db, an image index 005 and a copied file name ("0008001 (2).png").
-    """
-    options = options or {}
-
-    base = zlib.crc32(NAME.encode()) % 100_000 + seed * 1_000_003
-    log = Written(Path(root) / "cuhk01")
-    for pid in range(1, 13):
-        for index in range(1, IMAGES_PER_ID + 1):
-            rel, cam = f"campus/{pid:04d}{index:03d}.png", (index - 1) // 2
-            if (pid, index) == (3, 2):
-                log.zero_byte(rel, pid, cam)
-            elif (pid, index) == (5, 4):
-                log.corrupt(rel, pid, cam, base)
-            else:
-                log.person(rel, pid, cam, base + pid, seed * 31 + cam, index)
-    log.thumbs_db("campus/Thumbs.db")
-    log.bad_name("campus/0007005.png", base + 7)
-    log.bad_name("campus/0008001 (2).png", base + 8)
-    split, split_index, split_seed = (options.get("split", "standard"), options.get("split_index", 0),
-                                      options.get("seed", 0))
-    splits = ("train", "query", "gallery")
-    if split == "all":
-        return log.expected_stats(lambda rel, pid, cam: ["train"], splits, {"split": "all"})
-    chosen = _protocols.random_id_splits(log.ids(), len(log.ids()) // 2, split_seed)[split_index]
-
-    def assign(rel: str, pid: int, cam: int) -> list[str]:
-        if pid in chosen["train"]:
-            return ["train"]
-        return ["query" if cam == 0 else "gallery"]
-
-    return log.expected_stats(assign, splits, {"split": split, "split_index": split_index,
-                                               "seed": split_seed, "num_splits": 10})
-
-
-INFO = register(DatasetInfo(
+INFO = DatasetInfo(
     name=NAME,
     read=read,
     expected_tree=EXPECTED_TREE,
-    write_miniature=write_miniature,
     url="http://www.ee.cuhk.edu.hk/~xgwang/CUHK_identification.html",
     reference="Li, Zhao and Wang, Human Reidentification with Transferred Metric Learning, ACCV 2012",
     merge_options={"split": "all"},
-))
+)

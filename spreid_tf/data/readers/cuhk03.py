@@ -64,9 +64,9 @@ import h5py
 import numpy as np
 import scipy.io
 
+from spreid_tf.data.dataset_info import DatasetInfo
 from spreid_tf.data.records import (REASON_CORRUPT, REASON_MISSING, ReadResult, Record, Skipped, require_file,
                                     resolve_root)
-from spreid_tf.data.registry import DatasetInfo, register
 
 logger = logging.getLogger(__name__)
 
@@ -279,21 +279,13 @@ def _combine(parts: list[ReadResult]) -> ReadResult:
     return ReadResult(splits=splits, skipped=labeled.skipped + detected.skipped, info=info)
 
 
-def write_miniature(root: Path, seed: int = 0):
-    """Writes the miniature CUHK03 (see spreid_tf.data.synthetic.cuhk03)."""
-    from spreid_tf.data.synthetic import cuhk03
-
-    return cuhk03.write(root, seed)
-
-
-INFO = register(DatasetInfo(
+INFO = DatasetInfo(
     name=NAME,
     read=read,
     expected_tree=EXPECTED_TREE,
-    write_miniature=write_miniature,
     url="http://www.ee.cuhk.edu.hk/~xgwang/CUHK_identification.html",
     reference="Li et al., DeepReID: Deep Filter Pairing Neural Network for Person Re-identification, CVPR 2014; "
               "new protocol: Zhong et al., Re-ranking Person Re-identification with k-reciprocal Encoding, "
               "CVPR 2017",
     merge_options={"image_type": "both"},
-))
+)

@@ -28,14 +28,12 @@ it), as DGD and fast-reid use it.
 from __future__ import annotations
 
 import re
-import zlib
 from pathlib import Path
 
+from spreid_tf.data.dataset_info import DatasetInfo
 from spreid_tf.data.readers import _protocols
 from spreid_tf.data.records import (REASON_BAD_FILENAME, ReadResult, Record, Skipped, relpath, require_dir,
                                     resolve_root, scan_images)
-from spreid_tf.data.registry import DatasetInfo, register
-from spreid_tf.data.synthetic.small import Written
 
 NAME = "shinpuhkan"
 DIRNAMES = ("Shinpuhkan2014dataset", "shinpuhkan")
@@ -72,44 +70,13 @@ def read(root: Path, split: str = "standard", split_index: int = 0) -> ReadResul
     return ReadResult(splits={"train": records}, skipped=skipped, info=info)
 
 
-def write_miniature(root: Path, seed: int = 0, options: dict | None = None):
-    """Writes a miniature Shinpuhkan2014 under `root/Shinpuhkan2014dataset/images/`.
-
-    4 persons, each seen by 4 of the 16 cameras in two tracklets; a zero-byte and a
-    corrupt JPEG, a Thumbs.db, a 2-digit person and a camera 17. Returns the
-    ExpectedStats of reading it with the reader `options` (a dict; default: none).
-    """
-    options = options or {}
-
-    base = zlib.crc32(NAME.encode()) % 100_000 + seed * 1_000_003
-    log = Written(Path(root) / "Shinpuhkan2014dataset")
-    for pid in range(1, 5):
-        for j in range(4):
-            cam = 1 + (4 * pid + 3 * j) % NUM_CAMERAS
-            for tracklet in (1, 2):
-                frame = 100 * pid + 10 * j + tracklet
-                rel = f"images/{pid:03d}_{cam:02d}_{tracklet}_{frame:05d}.jpg"
-                if (pid, j, tracklet) == (2, 1, 2):
-                    log.zero_byte(rel, pid, cam - 1)
-                elif (pid, j, tracklet) == (3, 0, 1):
-                    log.corrupt(rel, pid, cam - 1, base)
-                else:
-                    log.person(rel, pid, cam - 1, base + pid, seed * 31 + cam, frame, 96, 40)
-    log.thumbs_db("images/Thumbs.db")
-    log.bad_name("images/01_01_1_00001.jpg", base + 1)
-    log.bad_name("images/001_17_1_00001.jpg", base + 2)
-    return log.expected_stats(lambda rel, pid, cam: ["train"], ("train",),
-                              {"split": options.get("split", "standard"), "protocol": "training only"})
-
-
-INFO = register(DatasetInfo(
+INFO = DatasetInfo(
     name=NAME,
     read=read,
     expected_tree=EXPECTED_TREE,
-    write_miniature=write_miniature,
     url="http://www.mm.media.kyoto-u.ac.jp/en/datasets/shinpuhkan/",
     reference="Kawanishi et al., Shinpuhkan2014: A Multi-Camera Pedestrian Dataset for Tracking People across "
               "Multiple Cameras, FCV 2014",
     splits=("train",),
     merge_options={"split": "all"},
-))
+)

@@ -36,11 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
+from spreid_tf.data.readers.cuhk03 import FILENAME, NAME, image_name
 from spreid_tf.data.records import REASON_CORRUPT
 from spreid_tf.data.synthetic import matlab, people
 from spreid_tf.data.synthetic.stats import ExpectedStats, split_stats
 
-NAME = "cuhk03"
 PERSONS_PER_PAIR = (40, 30, 20, 10, 10)
 NUM_PERSONS = sum(PERSONS_PER_PAIR)
 ORDINARY_CELLS = (0, 1, 5, 6)
@@ -68,8 +68,6 @@ def _pair_person(person: int) -> tuple[int, int]:
 
 
 def _name(person: int, cell: int) -> str:
-    from spreid_tf.data.readers.cuhk03 import image_name
-
     pair, row = _pair_person(person)
     return image_name(pair, row, cell)
 
@@ -167,8 +165,6 @@ def write(root: Path, seed: int = 0) -> ExpectedStats:
     matlab.write_mat73(data / "cuhk03_release" / "cuhk-03.mat", variables)
     (data / "cuhk03_release" / "README.md").write_text(
         "Miniature of the CUHK03 release (spreid_tf synthetic data).\n")
-
-    from spreid_tf.data.readers.cuhk03 import FILENAME
 
     for image_type in ("labeled", "detected"):
         filelist = sorted(names[image_type])

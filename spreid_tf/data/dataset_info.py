@@ -1,0 +1,47 @@
+"""DatasetInfo: what the registry knows about one benchmark.
+
+Each reader module (`spreid_tf/data/readers/<name>.py`) describes its benchmark in a
+module-level `INFO = DatasetInfo(...)`; `spreid_tf.data.registry` collects them. This
+module imports nothing of spreid_tf, so readers can use it without importing the
+registry that imports them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+KINDS = ("reid", "parsing")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """Facts about one benchmark.
+
+    Attributes:
+        name: registry name; also the converted folder's name and `person/dataset`.
+        read: `read(root: Path, **options) -> ReadResult`.
+        expected_tree: the raw folder tree, drawn as in the reader's docstring.
+        url: where to get the raw data.
+        reference: the paper to cite.
+        kind: "reid" (re-id Examples) or "parsing" (image + mask Examples).
+        splits: the splits the reader returns.
+        train_split: the split that gets contiguous training labels ("train");
+            None if the dataset has none.
+        merge_options: reader options used when the dataset is converted for the
+            merged ten-benchmark training set (e.g. {"split": "all"}).
+    """
+
+    name: str
+    read: Callable[..., Any]
+    expected_tree: str
+    url: str = ""
+    reference: str = ""
+    kind: str = "reid"
+    splits: tuple[str, ...] = ("train", "query", "gallery")
+    train_split: str | None = "train"
+    merge_options: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"{self.name}: kind must be 'reid' or 'parsing', got {self.kind!r}")
