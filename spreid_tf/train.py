@@ -1,8 +1,8 @@
 """Trains a re-id model (baseline or SPReID), phase 1 or phase 2, then evaluates it.
 
-    python -m spreid_tf.train --flagfile=configs/all10_spreid_w_fg.flags --model_dir=/runs/p1
+    python -m spreid_tf.train --flagfile=configs/all10.flags --model_dir=/runs/all10
     python -m spreid_tf.train --flagfile=configs/market.flags --model_dir=/runs/market \\
-        --init_from=/runs/p1
+        --init_from=/runs/all10
 
 Flags become a frozen `ReidConfig` (written to model_dir/config.json) and
 `spreid_tf.training.reid.train_and_evaluate` does the rest. A run restarts from the
@@ -26,13 +26,11 @@ from spreid_tf.training import strategy as strategy_lib
 FLAGS = flags.FLAGS
 
 
-def define_flags() -> None:
-    training_flags.define_model_dir_flag()
-    training_flags.define_reid_flags()
-    training_flags.define_optimization_flags(total_steps=200_000, learning_rate=0.01)
-    training_flags.define_runtime_flags()
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """Defines the binary's flags; their defaults are ReidConfig's (training.config)."""
+    training_flags.define_train_flags(flag_values)
     # --help lists the flags of the main module only: make these its own.
-    flags.adopt_module_key_flags(training_flags)
+    flags.adopt_module_key_flags(training_flags, flag_values=flag_values)
 
 
 def main(argv: list[str]) -> None:

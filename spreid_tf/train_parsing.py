@@ -25,13 +25,12 @@ from spreid_tf.training import strategy as strategy_lib
 FLAGS = flags.FLAGS
 
 
-def define_flags() -> None:
-    training_flags.define_model_dir_flag()
-    training_flags.define_parsing_flags()
-    training_flags.define_optimization_flags(total_steps=30_000, learning_rate=0.01, head_lr_multiplier=10.0)
-    training_flags.define_runtime_flags()
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """Defines the binary's flags; their defaults are ParsingConfig's (training.config): the paper's
+    LIP schedule, 30K iterations with ASPP and the classifier at 10x."""
+    training_flags.define_train_parsing_flags(flag_values)
     # --help lists the flags of the main module only: make these its own.
-    flags.adopt_module_key_flags(training_flags)
+    flags.adopt_module_key_flags(training_flags, flag_values=flag_values)
 
 
 def main(argv: list[str]) -> None:

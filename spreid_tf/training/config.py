@@ -4,6 +4,10 @@ The binaries build these from flags (`training.flags`); the library functions
 (`reid.train_and_evaluate`, `parsing.train_parsing`) take them as plain arguments.
 The number of identities is never configured: it comes from the data (the merged
 `label_map.json` or the converted dataset's manifest).
+
+These dataclasses hold every default of the training runs: the binaries' flags read
+theirs from here (`training.flags`), and the shuffle buffers come from the input
+pipelines' own defaults.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from spreid_tf.data import pipelines
 from spreid_tf.models.parsing import PARSING_BACKBONES
 from spreid_tf.training.schedules import SCHEDULES
 from spreid_tf.training.strategy import STRATEGIES
@@ -129,6 +134,7 @@ class ReidConfig:
         evaluate: evaluate on the query/gallery splits of train_data at the end.
         eval_batch_size: batch size of the evaluation.
         shuffle_buffer: records in the training pipeline's shuffle buffer.
+        optimization: the paper's phase 1 (OptimizationConfig's defaults).
     """
 
     train_data: str
@@ -143,7 +149,7 @@ class ReidConfig:
     init_from: str | None = None
     evaluate: bool = True
     eval_batch_size: int = 64
-    shuffle_buffer: int = 8192
+    shuffle_buffer: int = pipelines.DEFAULT_SHUFFLE_BUFFER
     optimization: OptimizationConfig = OptimizationConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
@@ -175,6 +181,9 @@ class ParsingConfig:
         evaluate: mean IoU on the val split at the end.
         eval_batch_size: batch size of the evaluation.
         shuffle_buffer: records in the training pipeline's shuffle buffer.
+        optimization: the paper's LIP schedule: 30K iterations, ASPP and classifier at
+            10x the base rate (the only shared flags whose defaults differ between
+            train_parsing and train).
     """
 
     train_data: str
@@ -189,7 +198,7 @@ class ParsingConfig:
     decoder: bool = False
     evaluate: bool = True
     eval_batch_size: int = 8
-    shuffle_buffer: int = 2048
+    shuffle_buffer: int = pipelines.DEFAULT_PARSING_SHUFFLE_BUFFER
     optimization: OptimizationConfig = OptimizationConfig(total_steps=30_000, head_lr_multiplier=10.0)
     runtime: RuntimeConfig = RuntimeConfig()
 

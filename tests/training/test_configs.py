@@ -1,36 +1,62 @@
-"""Flagfiles parse into valid configs; configs round-trip through config.json."""
+"""Flagfiles parse into valid configs; flag defaults are the configs'; configs round-trip through config.json."""
 
 from __future__ import annotations
 
+import dataclasses
 import glob
+import inspect
 import os
 
 import pytest
 from absl import flags
 
+from spreid_tf import train, train_parsing
+from spreid_tf.models import build_baseline_model
 from spreid_tf.training import config as config_lib
 from spreid_tf.training import flags as training_flags
 
-CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs")
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIGS = os.path.join(REPO, "configs")
 FLAGFILES = sorted(glob.glob(os.path.join(CONFIGS, "*.flags")))
+
+
+def _binary_flags(parsing: bool) -> flags.FlagValues:
+    """The flags of train_parsing or train, defined by the binary's own define_flags."""
+    values = flags.FlagValues()
+    (train_parsing if parsing else train).define_flags(values)
+    return values
 
 
 def _parse(path: str, *extra: str):
     """Parses a flagfile with the flags of the binary it is for (train_parsing or train)."""
-    values = flags.FlagValues()
-    training_flags.define_model_dir_flag(values)
     parsing = "parsing" in os.path.basename(path)
-    if parsing:
-        training_flags.define_parsing_flags(values)
-        training_flags.define_optimization_flags(30_000, 0.01, 10.0, flag_values=values)
-    else:
-        training_flags.define_reid_flags(values)
-        training_flags.define_optimization_flags(flag_values=values)
-    training_flags.define_runtime_flags(values)
+    values = _binary_flags(parsing)
     values(["prog", f"--flagfile={path}", "--model_dir=/tmp/unused", *extra])
     if parsing:
         return training_flags.parsing_config_from_flags(values)
     return training_flags.reid_config_from_flags(values)
+
+
+@pytest.mark.parametrize("parsing, config_class", [(False, config_lib.ReidConfig),
+                                                   (True, config_lib.ParsingConfig)], ids=["train", "train_parsing"])
+def test_flag_defaults_are_the_config_defaults(parsing, config_class):
+    values = _binary_flags(parsing)
+    values(["prog", "--train_data=/data/x", "--model_dir=/tmp/unused"])
+    from_flags = (training_flags.parsing_config_from_flags if parsing else training_flags.reid_config_from_flags)
+    assert from_flags(values) == config_class(train_data="/data/x")
+    # The one documented difference between the binaries' shared flags: ParsingConfig's
+    # optimization default, the paper's LIP schedule (30K iterations, ASPP and classifier at 10x).
+    expected = config_lib.OptimizationConfig()
+    if parsing:
+        expected = dataclasses.replace(expected, total_steps=30_000, head_lr_multiplier=10.0)
+    assert from_flags(values).optimization == expected
+    assert from_flags(values).runtime == config_lib.RuntimeConfig()
+
+
+def test_reid_input_size_default_is_the_baseline_builder_s():
+    # models/spreid.py keeps its own default for direct callers; the training default must not drift from it.
+    default = inspect.signature(build_baseline_model).parameters["input_size"].default
+    assert config_lib.ReidConfig(train_data="x").input_size == default
 
 
 def test_every_paper_run_has_a_flagfile():
