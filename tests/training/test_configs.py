@@ -6,6 +6,7 @@ import dataclasses
 import glob
 import inspect
 import os
+import re
 
 import pytest
 from absl import flags
@@ -18,6 +19,14 @@ from spreid_tf.training import flags as training_flags
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = os.path.join(REPO, "configs")
 FLAGFILES = sorted(glob.glob(os.path.join(CONFIGS, "*.flags")))
+BASES = sorted(glob.glob(os.path.join(CONFIGS, "base", "*.flags")))
+
+
+@pytest.fixture(autouse=True)
+def _from_the_repository_root(monkeypatch):
+    # The flagfiles include configs/base/*.flags by repository-relative paths, which absl
+    # opens relative to the working directory: the documented commands run from the root.
+    monkeypatch.chdir(REPO)
 
 
 def _binary_flags(parsing: bool) -> flags.FlagValues:
@@ -57,6 +66,27 @@ def test_reid_input_size_default_is_the_baseline_builder_s():
     # models/spreid.py keeps its own default for direct callers; the training default must not drift from it.
     default = inspect.signature(build_baseline_model).parameters["input_size"].default
     assert config_lib.ReidConfig(train_data="x").input_size == default
+
+
+def test_flagfiles_include_the_shared_bases_by_repository_relative_paths():
+    included = set()
+    for path in FLAGFILES + BASES:
+        for line in open(path):
+            match = re.match(r"--flagfile=(\S+)$", line.strip())
+            if match:
+                assert path not in BASES, f"{path}: a base includes no other flagfile (one level of nesting)"
+                assert match.group(1).startswith("configs/base/"), f"{path}: {line.strip()}"
+                assert os.path.isfile(os.path.join(REPO, match.group(1))), f"{path}: {line.strip()}"
+                included.add(os.path.join(REPO, match.group(1)))
+    assert BASES and included == set(BASES)
+
+
+def test_no_two_flagfiles_are_the_same_run():
+    configs = {os.path.basename(p): config_lib.to_dict(_parse(p)) for p in FLAGFILES}
+    names = sorted(configs)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert configs[a] != configs[b], f"{a} and {b} are the same run"
 
 
 def test_every_paper_run_has_a_flagfile():
