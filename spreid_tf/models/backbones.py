@@ -9,74 +9,23 @@ preprocessing each network expects is the first layer of the returned model.
 
 from __future__ import annotations
 
-import os
-from typing import Callable
-
 import keras
 
-from spreid_tf.layers import ImagePreprocessing
+from spreid_tf.models.applications import (APPLICATIONS, INCEPTION_V3_OS16, MOBILENET_V2, MOBILENET_V2_C3,
+                                          MOBILENET_V2_OS16, build_application, check_input_shape)
+from spreid_tf.models.inception_dilated import build_dilated_inception_v3
+from spreid_tf.models.mobilenet_dilated import build_dilated_mobilenet_v2
 
-# name -> (keras.applications constructor, preprocessing mode)
-_APPLICATIONS: dict[str, tuple[Callable[..., keras.Model], str]] = {
-    "inception_v3": (keras.applications.InceptionV3, "inception"),
-    "resnet50": (keras.applications.ResNet50, "caffe"),
-    "resnet152": (keras.applications.ResNet152, "caffe"),
-}
-# InceptionV3 with its last grid reduction at stride 1 (output stride 16; InceptionV3* of
-# the parsing model, `build_dilated_inception_v3`): the re-id counterpart of fast-reid's and
-# torchreid's "last stride 1" ResNets. It keeps a feature grid that part pooling can use on
-# small inputs: 6x3 at 128x80 where the plain network has 2x1.
-INCEPTION_V3_OS16 = "inception_v3_os16"
-# MobileNetV2 (keras.applications, width 1.0), plain and at output stride 16
-# (`build_dilated_mobilenet_v2`): about a tenth of InceptionV3's work, for CPU runs.
-MOBILENET_V2, MOBILENET_V2_OS16 = "mobilenet_v2", "mobilenet_v2_os16"
-# MobileNetV2's stride-8 features (FPN's "C3"): the network up to block 6's expansion
-# (`block_6_expand_relu`, 192 channels), a receptive field of 59 pixels. Features that stay
-# local: trained from random weights, the deep networks' features see the whole crop at every
-# position (receptive fields of 500+ pixels) and part pooling then equals global pooling.
-MOBILENET_V2_C3 = "mobilenet_v2_c3"
 _MOBILENET_C3_LAYER = "block_6_expand_relu"
-BACKBONES: tuple[str, ...] = tuple(_APPLICATIONS) + (INCEPTION_V3_OS16, MOBILENET_V2, MOBILENET_V2_OS16,
+BACKBONES: tuple[str, ...] = tuple(APPLICATIONS) + (INCEPTION_V3_OS16, MOBILENET_V2, MOBILENET_V2_OS16,
                                                      MOBILENET_V2_C3)
 FEATURE_CHANNELS = 2048
 _CHANNELS = {MOBILENET_V2: 1280, MOBILENET_V2_OS16: 1280, MOBILENET_V2_C3: 192}
-# keras.applications refuses smaller inputs.
-MIN_SIZE = {"inception_v3": 75, INCEPTION_V3_OS16: 75, "resnet50": 32, "resnet152": 32,
-            MOBILENET_V2: 32, MOBILENET_V2_OS16: 32, MOBILENET_V2_C3: 32}
 
 
 def feature_channels(name: str) -> int:
     """Channels of the feature map of backbone `name` (the baseline's embedding width)."""
     return _CHANNELS.get(check_backbone(name), FEATURE_CHANNELS)
-
-
-def check_weights(weights: str | None) -> str | None:
-    """Validates a `weights` argument: None, "imagenet", or an existing local file."""
-    if weights is None or weights == "imagenet":
-        return weights
-    if not isinstance(weights, (str, os.PathLike)):
-        raise TypeError(f"weights must be None, 'imagenet' or a file path, got {weights!r}")
-    path = os.fspath(weights)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"weights file {path!r} does not exist; pass None, 'imagenet' (downloaded when online) "
-            "or the path of a keras.applications weights file (e.g. "
-            "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5)")
-    return path
-
-
-def check_input_shape(input_shape, backbone: str = "inception_v3") -> tuple:
-    """Validates `(H, W, 3)`; H and W may be None (any size at run time)."""
-    input_shape = tuple(input_shape)
-    if len(input_shape) != 3:
-        raise ValueError(f"input_shape must be (height, width, 3), got {input_shape}")
-    if input_shape[-1] != 3:
-        raise ValueError(f"input_shape must have 3 (RGB) channels, got {input_shape[-1]} in {input_shape}")
-    minimum = MIN_SIZE.get(backbone, 1)
-    for side in input_shape[:2]:
-        if side is not None and side < minimum:
-            raise ValueError(f"{backbone} needs inputs of at least {minimum} pixels a side, got {input_shape}")
-    return input_shape
 
 
 def input_shape_from_size(size, backbone: str = "inception_v3") -> tuple:
@@ -116,22 +65,12 @@ def build_backbone(
         global pooling).
     """
     if check_backbone(name) == INCEPTION_V3_OS16:
-        from spreid_tf.models.inception_dilated import build_dilated_inception_v3  # imports this module
-
         return build_dilated_inception_v3(input_shape, weights, model_name=model_name or name)
     if name in (MOBILENET_V2, MOBILENET_V2_OS16, MOBILENET_V2_C3):
-        from spreid_tf.models.mobilenet_dilated import build_dilated_mobilenet_v2  # imports this module
-
         output_stride = 16 if name == MOBILENET_V2_OS16 else 32
         network = build_dilated_mobilenet_v2(input_shape, weights, output_stride=output_stride,
                                              model_name=model_name or name)
         if name == MOBILENET_V2_C3:
             network = keras.Model(network.input, network.get_layer(_MOBILENET_C3_LAYER).output, name=network.name)
         return network
-    constructor, mode = _APPLICATIONS[name]
-    input_shape = check_input_shape(input_shape, name)
-    weights = check_weights(weights)
-    inputs = keras.Input(input_shape, name="image")
-    x = ImagePreprocessing(mode, name="preprocessing")(inputs)
-    base = constructor(include_top=False, weights=weights, input_tensor=x)
-    return keras.Model(inputs, base.output, name=model_name or name)
+    return build_application(name, input_shape, weights, model_name)

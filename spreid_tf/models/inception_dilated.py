@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import keras
 
-from spreid_tf.models.backbones import build_backbone
+from spreid_tf.models.applications import build_application
 
 # Blocks after mixed2, in graph order; every mixedN is a bottleneck (every later
 # layer depends on it), so positions in `model.layers` partition the blocks.
@@ -115,7 +115,7 @@ def build_dilated_inception_v3(
         A model mapping `(B, H, W, 3)` to `(B, ~H/s, ~W/s, 2048)` features, s = output_stride.
     """
     reductions, rates = _block_plan(output_stride, rate)
-    plain = build_backbone("inception_v3", input_shape, weights)
+    plain = build_application("inception_v3", input_shape, weights)
     dilated = keras.models.clone_model(
         plain, clone_function=_dilated_clone_function(_block_of_layers(plain), reductions, rates))
     transfer_weights(plain, dilated)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import keras
 
 from spreid_tf.layers import ImagePreprocessing
-from spreid_tf.models.backbones import MOBILENET_V2, check_input_shape, check_weights
+from spreid_tf.models.applications import MOBILENET_V2, check_input_shape, check_weights
 
 OUTPUT_STRIDES = (8, 16, 32)
 # The blocks whose depthwise convolution has stride 2 (Conv1 before them has stride 2 too).

@@ -6,7 +6,7 @@ import keras
 
 from spreid_tf import lip
 from spreid_tf.layers import ASPP, DeepLabDecoder, ResizeLike
-from spreid_tf.models.backbones import check_input_shape
+from spreid_tf.models.applications import check_input_shape
 from spreid_tf.models.inception_dilated import build_dilated_inception_v3
 from spreid_tf.models.mobilenet_dilated import build_dilated_mobilenet_v2
 
