@@ -51,15 +51,16 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from spreid_tf import atomic, cli, lip, metrics
+from spreid_tf import atomic, cli, lip
 from spreid_tf.data import pipelines, synthetic
 from spreid_tf.data.convert import convert_dataset
 from spreid_tf.data.manifest import split_shards
 from spreid_tf.data.synthetic import files, part_layout, people
-from spreid_tf.evaluate_lib import FeatureSet, extract_features
+from spreid_tf.evaluation import protocols
+from spreid_tf.evaluation.features import FeatureSet, extract_features, l2_normalize
 from spreid_tf.models import build_baseline_model, build_pooling_probe
 from spreid_tf.training import config as config_lib
-from spreid_tf.training import evaluation, parsing, reid
+from spreid_tf.training import parsing, reid
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +187,8 @@ class DemoResult:
                 "seconds": self.seconds,
                 "chance": {k: self.rows[CHANCE][k] for k in ("mAP", "rank1")},
                 "training": self.training, "seeds": list(self.seeds),
-                "protocol": "market1501", "distance": "euclidean on l2-normalised embeddings"}
+                "protocol": protocols.MARKET1501, "metric": protocols.DEFAULT_METRIC,
+                "scored_with": protocols.describe(protocols.MARKET1501)}
 
 
 # ------------------------------------------------------------------------------- data
@@ -287,14 +289,12 @@ def _loss_summary(summary: dict) -> dict:
 # -------------------------------------------------------------------------- evaluation
 
 
-def _l2(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def _score(query: FeatureSet, gallery: FeatureSet, q: np.ndarray, g: np.ndarray) -> dict:
-    # The evaluation convention of the whole package: l2-normalised embeddings, euclidean distance.
-    return metrics.evaluate_features(_l2(q), _l2(g), query.person_id, gallery.person_id, query.camera_id,
-                                     gallery.camera_id, metric="euclidean").as_dict()
+    """The rows' embeddings `q`, `g` of the query and gallery images, scored as every evaluation of
+    the package scores (l2-normalised, euclidean distance, the conversion's protocol: Market-1501)."""
+    return protocols.score(FeatureSet(l2_normalize(q), query.person_id, query.camera_id, query.filename),
+                           FeatureSet(l2_normalize(g), gallery.person_id, gallery.camera_id, gallery.filename),
+                           protocols.MARKET1501).as_dict()
 
 
 def ground_truth_maps(masks: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
@@ -457,7 +457,7 @@ def run_demo(workdir: str | os.PathLike, settings: DemoSettings = DemoSettings()
                 per_seed[row].append(_score(query, gallery, q, g))
         logger.info("Seed %d: %s", seed, ", ".join(f"{k} mAP {100 * v[-1]['mAP']:.1f}" for k, v in per_seed.items()))
 
-    rows = {CHANCE: evaluation.chance_reid(market, seed=settings.seeds[0])}
+    rows = {CHANCE: protocols.chance(market, seed=settings.seeds[0])}
     rows.update({key: _rows_from_seeds(values) for key, values in per_seed.items()})
     return DemoResult(rows=rows, training=training, parsing=parser["eval"], num_queries=len(query),
                       num_gallery=len(gallery), seeds=tuple(settings.seeds),
@@ -493,7 +493,7 @@ def format_table(result: DemoResult, runs_kept: bool = True) -> str:
 
     lines = [
         f"Synthetic part-layout Market-1501: {result.num_queries} queries, {result.num_gallery} gallery images "
-        f"(single query, Market-1501 protocol, euclidean distance on l2-normalised embeddings); "
+        f"(single query; {protocols.describe(protocols.MARKET1501)}); "
         f"seeds {seeds}; all models from random weights",
         "",
         "| Model | mAP | rank-1 | rank-10 | mAP per seed | rank-1 per seed |",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from spreid_tf import atomic, cli, evaluate_lib
+from spreid_tf import atomic, cli, evaluation, run_folder
 from spreid_tf.data.manifest import split_shards
 
 FLAGS = flags.FLAGS
@@ -32,9 +32,10 @@ def define_evaluate_flags() -> None:
     flags.DEFINE_bool("rerank", False, "Also report k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3).")
     flags.DEFINE_multi_string("combine", [], "Other model_dirs whose embeddings are l2-normalised and "
                               "concatenated with this model's (the paper's combined rows).")
-    flags.DEFINE_enum("metric", "euclidean", ["euclidean", "sqeuclidean", "cosine"], "Distance.")
-    flags.DEFINE_integer("batch_size", 64, "Images per forward pass.")
-    flags.DEFINE_bool("cache", True, "Reuse cached features (model_dir/features_<dataset>_<split>.npz).")
+    flags.DEFINE_enum("metric", evaluation.DEFAULT_METRIC, ["euclidean", "sqeuclidean", "cosine"],
+                      "Distance between the l2-normalised embeddings (all three rank alike).")
+    flags.DEFINE_integer("batch_size", evaluation.reid.DEFAULT_BATCH_SIZE, "Images per forward pass.")
+    flags.DEFINE_bool("cache", True, "Reuse cached features (model_dir/features_<dataset>_<id>_<split>.npz).")
     flags.DEFINE_list("queries", [], "Query filenames to draw ranked lists for (default: the worst).")
     flags.DEFINE_integer("num_worst", 5, "Ranked lists for this many worst queries.")
     flags.DEFINE_list("crop_size", ["512", "512"], "LIP: images are fitted and padded to this size.")
@@ -49,16 +50,16 @@ def main(argv: list[str]) -> None:
     if not converted.is_dir() and (Path(FLAGS.data_dir) / "manifest.json").is_file():
         raise ValueError(f"--data_dir={FLAGS.data_dir} is itself a conversion; --data_dir is the folder holding "
                          f"them: pass --data_dir={Path(FLAGS.data_dir).parent} (and --dataset)")
-    output_dir = Path(FLAGS.output_dir or Path(FLAGS.model_dir) / f"eval_{FLAGS.dataset}")
+    output_dir = Path(FLAGS.output_dir or run_folder.eval_report_dir(FLAGS.model_dir, FLAGS.dataset))
     if FLAGS.dataset == "lip":
-        model = evaluate_lib.load_model(FLAGS.model_dir, evaluate_lib.PARSING_FILENAME)
-        scores = evaluate_lib.evaluate_parsing(model, split_shards(converted, "val"),
+        model = run_folder.load_model(FLAGS.model_dir, run_folder.PARSING_FILENAME, flag="model_dir")
+        scores = evaluation.evaluate_parsing(model, split_shards(converted, "val"),
                                                tuple(int(v) for v in FLAGS.crop_size), FLAGS.batch_size)
         atomic.write_text(output_dir / "results.json", json.dumps(scores, indent=2))
         print(f"LIP val: pixel accuracy {100 * scores['pixel_accuracy']:.2f}, mean accuracy "
               f"{100 * scores['mean_accuracy']:.2f}, mean IoU {100 * scores['mean_iou']:.2f}")
         return
-    evaluate_lib.evaluate_reid(
+    evaluation.evaluate_run(
         FLAGS.model_dir, converted, output_dir, combine_dirs=FLAGS.combine, rerank_results=FLAGS.rerank,
         metric=FLAGS.metric, batch_size=FLAGS.batch_size, use_cache=FLAGS.cache, queries=FLAGS.queries,
         num_worst=FLAGS.num_worst)

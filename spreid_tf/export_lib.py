@@ -51,19 +51,18 @@ import tensorflow as tf
 
 import spreid_tf
 import spreid_tf.layers  # noqa: F401  (registers the custom layers for load_model)
-from spreid_tf import atomic, lip
+from spreid_tf import atomic, lip, run_folder
 from spreid_tf.data import pipelines
 from spreid_tf.layers import GroupLIPProbabilities, SemanticPooling, group_lip_probabilities
 
-MODEL_FILENAME = "model.keras"
 SERVING_DEFAULT = "serving_default"
 EMBED_IMAGES = "embed_images"
 EMBED_IMAGES_UINT8 = "embed_images_uint8"
 PARSE = "parse"
 IMAGE_BYTES = "image_bytes"
 IMAGES = "images"
-EMBEDDING = "embedding"
-SEMANTIC_MAPS = "semantic_maps"
+EMBEDDING = run_folder.EMBEDDING
+SEMANTIC_MAPS = run_folder.SEMANTIC_MAPS
 LABELS = "labels"
 ASSETS_EXTRA = "assets.extra"
 WARMUP_FILENAME = "tf_serving_warmup_requests"
@@ -71,7 +70,6 @@ METADATA_FILENAME = "spreid_export.json"
 DEFAULT_MODEL_NAME = "spreid"
 MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
 
-KINDS = ("spreid", "baseline", "parsing")
 # Layers the builders make float32 on purpose (outputs, softmax, the parsing maps and
 # the pooling they weight); `apply_mixed_precision` leaves them float32.
 FLOAT32_LAYER_NAMES = frozenset(
@@ -82,71 +80,14 @@ _FLOAT32_LAYER_TYPES = (GroupLIPProbabilities, SemanticPooling)
 
 # Signatures each kind of model gets.
 SIGNATURES = {
-    "baseline": (SERVING_DEFAULT, EMBED_IMAGES, EMBED_IMAGES_UINT8),
-    "spreid": (SERVING_DEFAULT, EMBED_IMAGES, EMBED_IMAGES_UINT8, PARSE),
-    "parsing": (SERVING_DEFAULT, PARSE),
+    run_folder.BASELINE: (SERVING_DEFAULT, EMBED_IMAGES, EMBED_IMAGES_UINT8),
+    run_folder.SPREID: (SERVING_DEFAULT, EMBED_IMAGES, EMBED_IMAGES_UINT8, PARSE),
+    run_folder.PARSING: (SERVING_DEFAULT, PARSE),
 }
 
 # Leading bytes of the formats tf.io.decode_image reads (WebP is checked apart: RIFF....WEBP).
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"\xff\x0a",
           b"\x00\x00\x00\x0cJXL \r\n\x87\n")
-
-
-# ------------------------------------------------------------------------ loading
-
-
-def resolve_model_file(model_path: str | os.PathLike) -> str:
-    """`model_dir` (holding model.keras) or a `.keras` file -> the `.keras` file path."""
-    path = os.fspath(model_path)
-    if os.path.isdir(path):
-        path = os.path.join(path, MODEL_FILENAME)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"Keras model {path!r} does not exist: pass a model_dir holding {MODEL_FILENAME} "
-            "(written by training) or the path of a .keras file")
-    return path
-
-
-def load_keras_model(model_path: str | os.PathLike) -> keras.Model:
-    """Loads `model_dir/model.keras` (or a `.keras` file) without compiling it."""
-    return keras.saving.load_model(resolve_model_file(model_path), compile=False)
-
-
-def model_kind(model: keras.Model) -> str:
-    """"spreid", "baseline" or "parsing", from the model's outputs and layers."""
-    try:
-        outputs = model.output if isinstance(model.output, dict) else {}
-    except (AttributeError, ValueError):  # a model that was never called
-        outputs = {}
-    layer_names = {layer.name for layer in model.layers}
-    if {"embedding", "logits"} <= set(outputs):
-        return "spreid" if "semantic_maps" in layer_names else "baseline"
-    if {"logits", "probabilities"} <= set(outputs):
-        return "parsing"
-    raise ValueError(
-        f"model {model.name!r} is not a spreid_tf model: expected outputs "
-        "{'embedding', 'logits'} (build_spreid_model / build_baseline_model) or "
-        f"{{'logits', 'probabilities'}} (build_parsing_model), got {sorted(outputs) or 'other outputs'}")
-
-
-def model_image_size(model: keras.Model, image_size: Sequence[int] | None = None) -> tuple[int, int]:
-    """The (H, W) the export decodes to: the model's input size, or `image_size`.
-
-    `image_size` is required for models with a dynamic input size (a bare parsing
-    model built with (None, None, 3)); for a fixed-size model it must match.
-    """
-    height, width = model.input_shape[1:3]
-    if image_size is not None:
-        size = tuple(int(v) for v in image_size)
-        if len(size) != 2 or min(size) <= 0:
-            raise ValueError(f"image_size must be (height, width), got {image_size!r}")
-        if (height, width) != (None, None) and size != (height, width):
-            raise ValueError(f"image_size {size} differs from the model's input size {(height, width)}")
-        return size
-    if height is None or width is None:
-        raise ValueError(f"model {model.name!r} takes inputs of any size {model.input_shape}; "
-                         "pass image_size=(height, width) for the export")
-    return int(height), int(width)
 
 
 def _all_layers(model: keras.Model):
@@ -240,11 +181,11 @@ def _resize_if_needed(images: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
 
 def _parsing_outputs_model(model: keras.Model, kind: str) -> keras.Model:
     """A model sharing `model`'s layers: {"logits": stride-16 LIP logits, "semantic_maps"}."""
-    if kind == "parsing":
+    if kind == run_folder.PARSING:
         return keras.Model(model.input, {"logits": model.output["logits"]}, name="parse_outputs")
     try:
-        logits = model.get_layer("parsing_stop_gradient").output
-        maps = model.get_layer("semantic_maps").output
+        logits = model.get_layer(run_folder.PARSING_STOP_GRADIENT).output
+        maps = model.get_layer(run_folder.SEMANTIC_MAPS).output
     except ValueError as error:
         raise ValueError(f"SPReID model {model.name!r} lacks the layers 'parsing_stop_gradient' and "
                          "'semantic_maps' that build_spreid_model creates") from error
@@ -273,14 +214,14 @@ class ServingModule(tf.Module):
 
     def __init__(self, model: keras.Model, image_size: Sequence[int] | None = None):
         super().__init__(name="spreid_serving")
-        self.kind = model_kind(model)
-        self.size = model_image_size(model, image_size)
+        self.kind = run_folder.model_kind(model)
+        self.size = run_folder.model_image_size(model, image_size)
         self._keras = _Untracked({"model": model})
         self.model_variables = list(model.variables)
         height, width = self.size
         self.image_size = tf.function(lambda: tf.constant([height, width], tf.int32), input_signature=[])
         bytes_spec = tf.TensorSpec([None], tf.string, name=IMAGE_BYTES)
-        if self.kind != "parsing":
+        if self.kind != run_folder.PARSING:
             self._embed = tf.function(
                 self._embed_fn, input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32)],
                 jit_compile=False)
@@ -292,10 +233,10 @@ class ServingModule(tf.Module):
                 input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name=IMAGES)])
             self.serving_default = tf.function(self._embed_bytes_fn, input_signature=[bytes_spec],
                                                jit_compile=False)
-        if self.kind != "baseline":
+        if self.kind != run_folder.BASELINE:
             self._keras.value["parse_model"] = _parsing_outputs_model(model, self.kind)
             self.parse = tf.function(self._parse_bytes_fn, input_signature=[bytes_spec], jit_compile=False)
-            if self.kind == "parsing":
+            if self.kind == run_folder.PARSING:
                 self.serving_default = self.parse
 
     @property
@@ -429,8 +370,8 @@ def export_saved_model(
                               "write a new version number or pass overwrite=True (--overwrite)")
     source = None
     if not isinstance(model, keras.Model):
-        source = resolve_model_file(model)
-        model = load_keras_model(source)
+        source = run_folder.model_file(model, flag="model_dir")
+        model = run_folder.load_model(source)
     if mixed_precision:
         apply_mixed_precision(model, mixed_precision)
     module = ServingModule(model, image_size)
@@ -486,7 +427,7 @@ def _quiet_signature_serialization():
 
 
 def _warmup_signatures(kind: str) -> tuple[str, ...]:
-    return (SERVING_DEFAULT, PARSE) if kind == "spreid" else (SERVING_DEFAULT,)
+    return (SERVING_DEFAULT, PARSE) if kind == run_folder.SPREID else (SERVING_DEFAULT,)
 
 
 def _metadata(module: ServingModule, signatures, source, mixed_precision, model_name, warmup_count) -> dict:
@@ -507,8 +448,8 @@ def _metadata(module: ServingModule, signatures, source, mixed_precision, model_
         "kind": module.kind,
         "source": source,
         "image_size": list(module.size),
-        "embedding": "l2-normalised" if module.kind != "parsing" else None,
-        "group_names": list(lip.GROUP_NAMES) if module.kind != "baseline" else None,
+        "embedding": "l2-normalised" if module.kind != run_folder.PARSING else None,
+        "group_names": list(lip.GROUP_NAMES) if module.kind != run_folder.BASELINE else None,
         "mixed_precision": mixed_precision,
         "signatures": described,
         "warmup_requests": warmup_count,

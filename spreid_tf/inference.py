@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from spreid_tf import atomic
+from spreid_tf import atomic, run_folder
 from spreid_tf.data import pipelines, schema
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -229,8 +229,8 @@ def load_embedder(path: str | os.PathLike, mixed_precision: str | None = None) -
 
         run.loaded = loaded  # type: ignore[attr-defined]  # keeps the SavedModel alive
         return Embedder(run, (height, width), f"SavedModel {path}")
-    model = export_lib.load_keras_model(path)
-    if export_lib.model_kind(model) == "parsing":
+    model = run_folder.load_model(path, flag="model")
+    if run_folder.model_kind(model) == run_folder.PARSING:
         raise ValueError(f"{path} is a parsing model: it has no embedding to extract")
     if mixed_precision:
         export_lib.apply_mixed_precision(model, mixed_precision)
@@ -462,50 +462,47 @@ def load_features(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def search_gallery(query: Features, gallery: Features, top_k: int = 10) -> list[dict]:
-    """Top-k gallery matches of each query by cosine similarity (embeddings are l2-normalised).
+    """Top-k gallery matches of each query, nearest first, by the package's evaluation distance
+    (`spreid_tf.evaluation.protocols`: euclidean between l2-normalised embeddings).
 
     Returns:
         One dict per query: {"query", ["person_id", "camera_id"],
-        "matches": [{"rank", "filename", "score", ["person_id", "camera_id"]}]}.
+        "matches": [{"rank", "filename", "distance", ["person_id", "camera_id"]}]}.
     """
+    from spreid_tf.evaluation import protocols
+
     if query.embeddings.shape[1] != gallery.embeddings.shape[1]:
         raise ValueError(f"query embeddings are {query.embeddings.shape[1]}-D, gallery ones "
                          f"{gallery.embeddings.shape[1]}-D: use the same model")
-    k = min(int(top_k), len(gallery.filenames))
+    indices, distances = protocols.nearest(query.embeddings, gallery.embeddings, top_k)
     results = []
-    # Chunks of queries keep the similarity matrix small for large galleries.
-    for start in range(0, len(query.filenames), 1024):
-        scores = query.embeddings[start:start + 1024] @ gallery.embeddings.T
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        for row, candidates in enumerate(top):
-            order = candidates[np.argsort(-scores[row, candidates], kind="stable")]
-            q = start + row
-            entry: dict = {"query": str(query.filenames[q])}
-            if query.person_ids is not None:
-                entry.update(person_id=int(query.person_ids[q]), camera_id=int(query.camera_ids[q]))
-            matches = []
-            for rank, g in enumerate(order, 1):
-                match = {"rank": rank, "filename": str(gallery.filenames[g]), "score": float(scores[row, g])}
-                if gallery.person_ids is not None:
-                    match.update(person_id=int(gallery.person_ids[g]), camera_id=int(gallery.camera_ids[g]))
-                matches.append(match)
-            entry["matches"] = matches
-            results.append(entry)
+    for q, (order, row) in enumerate(zip(indices, distances)):
+        entry: dict = {"query": str(query.filenames[q])}
+        if query.person_ids is not None:
+            entry.update(person_id=int(query.person_ids[q]), camera_id=int(query.camera_ids[q]))
+        matches = []
+        for rank, (g, distance) in enumerate(zip(order, row), 1):
+            match = {"rank": rank, "filename": str(gallery.filenames[g]), "distance": float(distance)}
+            if gallery.person_ids is not None:
+                match.update(person_id=int(gallery.person_ids[g]), camera_id=int(gallery.camera_ids[g]))
+            matches.append(match)
+        entry["matches"] = matches
+        results.append(entry)
     return results
 
 
 def save_search_results(path: str | os.PathLike, results: list[dict]) -> None:
-    """Writes search results atomically: JSON, or CSV (query, rank, filename, score) for *.csv."""
+    """Writes search results atomically: JSON, or CSV (query, rank, filename, distance) for *.csv."""
     path = os.fspath(path)
     with atomic.atomic_file(path, "w") as f:
         if not path.lower().endswith(".csv"):
             json.dump(results, f, indent=1)
             return
         writer = csv.writer(f)
-        writer.writerow(["query", "rank", "filename", "score"])
+        writer.writerow(["query", "rank", "filename", "distance"])
         for entry in results:
             for match in entry["matches"]:
-                writer.writerow([entry["query"], match["rank"], match["filename"], f"{match['score']:.6f}"])
+                writer.writerow([entry["query"], match["rank"], match["filename"], f"{match['distance']:.6f}"])
 
 
 def write_report(path: str | os.PathLike, report: dict) -> None:

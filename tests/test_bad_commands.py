@@ -31,7 +31,7 @@ def _commands(tmp: Path) -> dict[str, tuple[list[str], str]]:
             f"pass --data_dir={conversion.parent}"),
         "export, missing model": (
             [python, "-m", "spreid_tf.export", f"--model_dir={missing}", f"--output={tmp / 'exports' / '1'}"],
-            f"Keras model '{missing}' does not exist"),
+            f"--model_dir='{missing}' does not exist (expected a model_dir holding model.keras"),
         "batch_infer, missing SavedModel": (
             [python, "export/batch_infer.py", f"--saved_model={missing}/1", f"--input={tmp}",
              f"--output={tmp / 'out.npz'}"],

@@ -380,18 +380,26 @@ def eval_dataset(
     file_patterns: FilePatterns,
     *,
     batch_size: int,
-    image_size: tuple[int, int],
+    image_size: tuple[int, int] | None,
+    images: bool = True,
+    indices: Sequence[int] | None = None,
     num_parallel_calls: int = AUTOTUNE,
 ) -> tf.data.Dataset:
     """Re-id evaluation batches in file order, every record exactly once.
 
     Files are read one after another: patterns in the order given, each pattern's
-    matches sorted by name (so `[query, gallery]` gives the query first).
+    matches sorted by name (so `[query, gallery]` gives the query first). The one reader
+    of re-id records for evaluation: features, ids alone (`images=False`), and the
+    original images for pictures (`image_size=None`, batch_size 1).
 
     Args:
         file_patterns: TFRecord paths or globs (re-id schema); each must match a file.
         batch_size: images per batch; the last batch may be smaller.
-        image_size: (height, width) of the output images (bilinear resize).
+        image_size: (height, width) of the output images (bilinear resize); None keeps
+            each image's own size (then batch_size must be 1).
+        images: False: no "image" entry and no decoding (ids and filenames only).
+        indices: only the records at these positions (file order), in file order;
+            the others are not parsed.
         num_parallel_calls: decode parallelism (order is kept regardless).
 
     Returns:
@@ -399,22 +407,31 @@ def eval_dataset(
         "camera_id" int32 (B,), "filename" string (B,), "dataset" string (B,).
     """
     _check_batch_size(batch_size)
-    size = _check_size("image_size", image_size)
+    size = _check_size("image_size", image_size) if image_size is not None else None
+    if images and size is None and batch_size != 1:
+        raise ValueError(f"image_size=None keeps each image's size: batch_size must be 1, got {batch_size}")
     files = _list_files(file_patterns)
 
     def parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         features = schema.parse_reid_example(serialized)
-        image = resize_uint8(decode_image(features[schema.IMAGE_ENCODED]), size)
-        image.set_shape([*size, 3])
-        return {
-            "image": image,
+        out = {
             "person_id": tf.cast(features[schema.PERSON_ID], tf.int32),
             "camera_id": tf.cast(features[schema.CAMERA_ID], tf.int32),
             "filename": features[schema.IMAGE_FILENAME],
             "dataset": features[schema.PERSON_DATASET],
         }
+        if images:
+            image = decode_image(features[schema.IMAGE_ENCODED])
+            if size is not None:
+                image = resize_uint8(image, size)
+                image.set_shape([*size, 3])
+            out["image"] = image
+        return out
 
     ds = tf.data.TFRecordDataset(files)
+    if indices is not None:
+        wanted = tf.constant(sorted({int(i) for i in indices}), tf.int64)
+        ds = ds.enumerate().filter(lambda i, _: tf.reduce_any(tf.equal(i, wanted))).map(lambda _, s: s)
     ds = ds.map(parse, num_parallel_calls=num_parallel_calls, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=False)
     return _finish(ds, deterministic=True)

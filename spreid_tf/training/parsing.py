@@ -14,16 +14,13 @@ import os
 
 import tensorflow as tf
 
-from spreid_tf import evaluate_lib, lip
+from spreid_tf import evaluation, lip, run_folder
 from spreid_tf.data import pipelines
 from spreid_tf.models import build_parsing_model
 from spreid_tf.training import common, inputs, loop, optimizers, step
 from spreid_tf.training.config import ParsingConfig
 
 logger = logging.getLogger(__name__)
-
-PARSING_FILENAME = "parsing.keras"
-EVAL_FILENAME = "eval.json"
 
 
 def train_parsing(config: ParsingConfig, model_dir: str) -> dict:
@@ -71,12 +68,12 @@ def train_parsing(config: ParsingConfig, model_dir: str) -> dict:
             return summary
         common.recompute_batch_norm(model, dataset_fn(None, (runtime.seed or 0) + opt.total_steps),
                                     opt.precise_bn_batches)
-        summary["model"] = common.save_model(model, os.path.join(model_dir, PARSING_FILENAME), strategy)
+        summary["model"] = common.save_model(model, os.path.join(model_dir, run_folder.PARSING_FILENAME), strategy)
         if config.evaluate and data.val_files:
-            summary["eval"] = evaluate_lib.evaluate_parsing(model, list(data.val_files), config.crop_size,
+            summary["eval"] = evaluation.evaluate_parsing(model, list(data.val_files), config.crop_size,
                                                           config.eval_batch_size)
             logger.info("LIP val: pixel accuracy %.4f, mean IoU %.4f (20 labels), %.4f (SPReID's five regions)",
                         summary["eval"]["pixel_accuracy"], summary["eval"]["mean_iou"],
                         summary["eval"]["group_mean_iou"])
-            common.write_json(summary["eval"], os.path.join(model_dir, EVAL_FILENAME), strategy)
+            common.write_json(summary["eval"], os.path.join(model_dir, run_folder.EVAL_FILENAME), strategy)
     return summary

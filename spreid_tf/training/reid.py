@@ -5,7 +5,8 @@
     summary = train_and_evaluate(config, "/runs/market_phase2")
 
 writes checkpoints and TensorBoard events to model_dir, `model.keras` when the run
-completes, and `eval.json` (query/gallery CMC and mAP) if the data has those splits.
+completes, and `eval.json` (query/gallery CMC and mAP, `spreid_tf.evaluation.evaluate_model`:
+the numbers `python -m spreid_tf.evaluate` gives) if the data has those splits.
 """
 
 from __future__ import annotations
@@ -16,15 +17,13 @@ import os
 import keras
 import tensorflow as tf
 
+from spreid_tf import evaluation, run_folder
 from spreid_tf.data import pipelines
 from spreid_tf.models import build_baseline_model, build_spreid_model
-from spreid_tf.training import common, evaluation, inputs, loop, optimizers, step
+from spreid_tf.training import common, inputs, loop, optimizers, step
 from spreid_tf.training.config import ReidConfig
 
 logger = logging.getLogger(__name__)
-
-MODEL_FILENAME = "model.keras"
-EVAL_FILENAME = "eval.json"
 
 
 def build_reid_model(config: ReidConfig, num_identities: int) -> keras.Model:
@@ -44,18 +43,10 @@ def build_reid_model(config: ReidConfig, num_identities: int) -> keras.Model:
 def check_model_files(config: ReidConfig) -> None:
     """Raises FileNotFoundError naming the flag if --init_from or --parsing_model does not exist."""
     if config.init_from:
-        _source_model_path(config.init_from)
+        run_folder.model_file(config.init_from, flag="init_from")
     if config.model == "spreid" and config.parsing_model and not tf.io.gfile.exists(config.parsing_model):
         raise FileNotFoundError(f"--parsing_model={config.parsing_model!r} does not exist (expected the "
                                 "parsing.keras that `python -m spreid_tf.train_parsing` writes)")
-
-
-def _source_model_path(source: str) -> str:
-    path = os.path.join(source, MODEL_FILENAME) if tf.io.gfile.isdir(source) else source
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"--init_from={source!r}: {path} does not exist (expected the {MODEL_FILENAME} "
-                                "that a finished phase-1 run writes into its model_dir)")
-    return path
 
 
 def load_initial_weights(model: keras.Model, source: str, skip: tuple[str, ...] = ("classifier",)) -> list[str]:
@@ -79,8 +70,8 @@ def load_initial_weights(model: keras.Model, source: str, skip: tuple[str, ...] 
         ValueError: a trainable layer with weights has no counterpart in the source,
             or the weight shapes differ.
     """
-    path = _source_model_path(source)
-    trained = keras.saving.load_model(path, compile=False)
+    path = run_folder.model_file(source, flag="init_from")
+    trained = run_folder.load_model(path)
     copied, missing = [], []
     for layer in model.layers:
         if layer.name in skip or not layer.weights or not layer.trainable:
@@ -154,11 +145,9 @@ def train_and_evaluate(config: ReidConfig, model_dir: str) -> dict:
         # Same batches on every worker (a fixed seed), so every copy gets the same statistics.
         common.recompute_batch_norm(model, dataset_fn(None, (runtime.seed or 0) + opt.total_steps),
                                     opt.precise_bn_batches)
-        summary["model"] = common.save_model(model, os.path.join(model_dir, MODEL_FILENAME), strategy)
+        summary["model"] = common.save_model(model, os.path.join(model_dir, run_folder.MODEL_FILENAME), strategy)
         if config.evaluate and data.eval_dir is not None:
-            summary["eval"] = evaluation.evaluate_reid(model, data.eval_dir, config.input_size,
-                                                       config.eval_batch_size)
-            logger.info("%s query/gallery: mAP %.4f, rank-1 %.4f, rank-10 %s", data.name, summary["eval"]["mAP"],
-                        summary["eval"]["rank1"], summary["eval"].get("rank10"))
-            common.write_json(summary["eval"], os.path.join(model_dir, EVAL_FILENAME), strategy)
+            summary["eval"] = evaluation.evaluate_model(model, data.eval_dir, config.input_size,
+                                                        config.eval_batch_size)
+            common.write_json(summary["eval"], os.path.join(model_dir, run_folder.EVAL_FILENAME), strategy)
     return summary

@@ -165,18 +165,6 @@ def test_export_is_atomic_and_never_overwrites_by_accident(baseline, monkeypatch
     assert os.listdir(tmp_path / "m") == []  # no version folder, no temporary left behind
 
 
-def test_model_kind_and_clear_errors(baseline, tmp_path):
-    assert export_lib.model_kind(baseline.model) == "baseline"
-    with pytest.raises(FileNotFoundError, match="model.keras"):
-        export_lib.load_keras_model(tmp_path)
-    inputs = keras.Input((4,))
-    other = keras.Model(inputs, keras.layers.Dense(2)(inputs))
-    with pytest.raises(ValueError, match="not a spreid_tf model"):
-        export_lib.model_kind(other)
-    with pytest.raises(ValueError, match="differs from the model's input size"):
-        export_lib.model_image_size(baseline.model, (90, 80))
-
-
 def _check_float32_layers(build):
     """In a model built under mixed_float16, exactly the layers apply_mixed_precision keeps are float32."""
     keras.mixed_precision.set_global_policy("mixed_float16")
