@@ -118,6 +118,13 @@ def test_layers_and_models_agree_across_tensorflow_and_jax(tmp_path):
         shutil.rmtree(os.path.join(workdir, folder))
 
 
+def test_layers_and_models_import_without_tensorflow():
+    """Under JAX, spreid_tf.layers, .models and .lip need no TensorFlow (nor does Keras)."""
+    code = ("import sys, keras, spreid_tf.layers, spreid_tf.models, spreid_tf.lip; "
+            "assert keras.backend.backend() == 'jax'; assert 'tensorflow' not in sys.modules; print('ok')")
+    assert _run(["-c", code], _jax_env(), timeout=120).stdout.strip() == "ok"
+
+
 @pytest.mark.slow
 def test_jax_benchmarks_run_without_tensorflow(tmp_path):
     """The --backend=jax paths of the benchmarks import no TensorFlow (the GPU machine has none)."""
