@@ -52,7 +52,7 @@ import tensorflow as tf
 import spreid_tf
 import spreid_tf.layers  # noqa: F401  (registers the custom layers for load_model)
 from spreid_tf import atomic, lip, run_folder
-from spreid_tf.data import pipelines
+from spreid_tf.data import image_formats, pipelines
 from spreid_tf.layers import GroupLIPProbabilities, SemanticPooling, group_lip_probabilities
 
 SERVING_DEFAULT = "serving_default"
@@ -85,9 +85,6 @@ SIGNATURES = {
     run_folder.PARSING: (SERVING_DEFAULT, PARSE),
 }
 
-# Leading bytes of the formats tf.io.decode_image reads (WebP is checked apart: RIFF....WEBP).
-_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"\xff\x0a",
-          b"\x00\x00\x00\x0cJXL \r\n\x87\n")
 
 
 def _all_layers(model: keras.Model):
@@ -153,8 +150,10 @@ def decode_and_resize(image_bytes: tf.Tensor, image_size: Sequence[int]) -> tf.T
     data = tf.concat([image_bytes, [b""]], 0)[first]
     # Padded so that substr never reads past the end of a short input (an error).
     head = tf.strings.substr(tf.strings.join([data, b"\0" * 16]), 0, 16)
-    webp = (tf.strings.substr(head, 0, 4) == b"RIFF") & (tf.strings.substr(head, 8, 4) == b"WEBP")
-    known = tf.reduce_any([tf.strings.substr(head, 0, len(m)) == m for m in _MAGIC] + [webp])
+    webp = ((tf.strings.substr(head, 0, 4) == image_formats.WEBP_RIFF)
+            & (tf.strings.substr(head, 8, 4) == image_formats.WEBP_TAG))
+    known = tf.reduce_any([tf.strings.substr(head, 0, len(m)) == m
+                           for prefixes in image_formats.MAGIC.values() for m in prefixes] + [webp])
     reason = tf.where(known, " starts like an image but its data does not decode (corrupt or truncated)",
                       " is not a JPEG or PNG image (nor another format tf.io.decode_image reads)")
     # The first bytes as numbers: raw bytes in an error message are not valid UTF-8.

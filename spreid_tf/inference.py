@@ -31,7 +31,6 @@ import dataclasses
 import glob
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
 
@@ -40,7 +39,7 @@ import tensorflow as tf
 from absl import logging
 
 from spreid_tf import atomic, run_folder
-from spreid_tf.data import pipelines, schema
+from spreid_tf.data import image_formats, pipelines, schema
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 LIST_EXTENSIONS = (".txt", ".lst")
@@ -264,17 +263,6 @@ class Features:
         return len(self.filenames) / self.seconds if self.seconds > 0 else 0.0
 
 
-def _first_line(error: BaseException) -> str:
-    text = getattr(error, "message", None) or str(error)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    detail = lines[-1] if lines else type(error).__name__
-    # TF prefixes messages with "{{function_node ...}}"; keep the human part.
-    if "}}" in detail:
-        detail = detail.split("}}", 1)[1].strip()
-    # Eager errors end in " [Op:DecodeImage] name: " (an empty op name): drop the suffix.
-    return re.sub(r"\s*\[Op:\w+\](\s*name:\s*\S*)?\s*$", "", detail)
-
-
 def _why_image_fails(data: bytes | None, read_error: str | None = None) -> str:
     if read_error is not None:
         return read_error
@@ -283,7 +271,7 @@ def _why_image_fails(data: bytes | None, read_error: str | None = None) -> str:
     try:
         pipelines.decode_image(tf.constant(data))
     except tf.errors.OpError as error:
-        return f"cannot decode: {_first_line(error)}"
+        return f"cannot decode: {image_formats.decoder_message(error)}"
     return "could not be read or decoded"
 
 
@@ -309,7 +297,7 @@ def _diagnose_records(files: Sequence[str], indices: set[int]) -> list[tuple[str
         try:
             features = schema.parse_reid_example(serialized)
         except tf.errors.OpError as error:
-            reasons.append((f"record {int(index)}", f"not a re-id Example: {_first_line(error)}"))
+            reasons.append((f"record {int(index)}", f"not a re-id Example: {image_formats.decoder_message(error)}"))
             continue
         name = features[schema.IMAGE_FILENAME].numpy().decode("utf-8", "replace")
         reasons.append((name or f"record {int(index)}", _why_image_fails(features[schema.IMAGE_ENCODED].numpy())))

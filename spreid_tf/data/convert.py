@@ -34,7 +34,6 @@ import json
 import logging
 import math
 import os
-import re
 import shutil
 import time
 import uuid
@@ -45,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 import spreid_tf
-from spreid_tf.data import merge, registry, schema
+from spreid_tf.data import image_formats, merge, registry, schema
 from spreid_tf.data.records import (REASON_CORRUPT, REASON_MASK, REASON_MISSING, REASON_NOT_IMAGE,
                                     REASON_UNREADABLE, REASON_ZERO_BYTE, ParsingRecord, ReadResult, Record,
                                     layout_error)
@@ -57,9 +56,6 @@ IMAGES_PER_SHARD = 4096
 # Seed of the fixed shuffle of training images across shards.
 SHUFFLE_SEED = 0
 
-_JPEG_MAGIC = b"\xff\xd8\xff"
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_BMP_MAGIC = b"BM"
 
 
 class BadImageError(ValueError):
@@ -82,21 +78,8 @@ class CheckedImage:
     num_source_bytes: int = 0
 
 
-def sniff_format(data: bytes) -> str | None:
-    """"jpeg", "png", "bmp" from the magic bytes, or None."""
-    if data.startswith(_JPEG_MAGIC):
-        return "jpeg"
-    if data.startswith(_PNG_MAGIC):
-        return "png"
-    if data.startswith(_BMP_MAGIC):
-        return "bmp"
-    return None
-
-
-def _tf_message(error: tf.errors.OpError) -> str:
-    """The decoder's own words, without TensorFlow's op decorations."""
-    message = re.sub(r"\{\{[^}]*\}\}\s*|\s*\[Op:\w+\]", "", error.message)
-    return message.strip().splitlines()[0] if message.strip() else type(error).__name__
+# What the converter accepts: JPEG and PNG are stored as they are, BMP turned into PNG.
+CONVERTED_FORMATS = ("jpeg", "png", "bmp")
 
 
 def check_image(data: bytes) -> CheckedImage:
@@ -107,9 +90,11 @@ def check_image(data: bytes) -> CheckedImage:
     """
     if not data:
         raise BadImageError(REASON_ZERO_BYTE)
-    fmt = sniff_format(data)
+    fmt = image_formats.sniff_format(data)
     if fmt is None:
         raise BadImageError(f"{REASON_NOT_IMAGE}: unknown format (first bytes {data[:8]!r})")
+    if fmt not in CONVERTED_FORMATS:
+        raise BadImageError(f"{REASON_NOT_IMAGE}: {fmt} is not converted (JPEG, PNG and BMP are)")
     try:
         if fmt == "jpeg":
             image = tf.io.decode_jpeg(data)
@@ -118,7 +103,7 @@ def check_image(data: bytes) -> CheckedImage:
         else:
             image = tf.io.decode_bmp(data)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
-        raise BadImageError(f"{REASON_CORRUPT}: {fmt} decoder failed ({_tf_message(e)})") from None
+        raise BadImageError(f"{REASON_CORRUPT}: {fmt} decoder failed ({image_formats.decoder_message(e)})") from None
     height, width = int(image.shape[0]), int(image.shape[1])
     if height == 0 or width == 0:
         raise BadImageError(f"{REASON_CORRUPT}: empty {height}x{width} image")
@@ -139,7 +124,7 @@ def check_mask(data: bytes, height: int, width: int) -> None:
 
     if not data:
         raise BadImageError(f"{REASON_ZERO_BYTE}: mask")
-    if not data.startswith(_PNG_MAGIC):
+    if image_formats.sniff_format(data) != "png":
         raise BadImageError(f"{REASON_MASK}: not a PNG")
     try:
         mask = tf.io.decode_png(data, channels=0, dtype=tf.uint8).numpy()

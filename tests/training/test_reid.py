@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from spreid_tf import run_folder
 from spreid_tf.data import merge, synthetic
 from spreid_tf.data.convert import convert_dataset
 from spreid_tf.models import build_baseline_model
@@ -54,7 +55,7 @@ def test_missing_or_wrong_data_is_named(tmp_path, converted):
 def test_phase2_copies_everything_but_the_classifier(tmp_path):
     keras.utils.set_random_seed(0)
     phase1 = build_baseline_model(6, input_size=(80, 80))
-    phase1.save(tmp_path / reid.MODEL_FILENAME)
+    phase1.save(tmp_path / run_folder.MODEL_FILENAME)
     keras.utils.set_random_seed(1)
     phase2 = build_baseline_model(4, input_size=(96, 80))  # other identities, other size
     classifier_before = [w.numpy() for w in phase2.get_layer("classifier").weights]
