@@ -69,10 +69,11 @@ def main(argv: list[str]) -> None:
     manifest = convert.convert_dataset(
         FLAGS.dataset, FLAGS.root, FLAGS.output_dir, num_shards=FLAGS.num_shards, overwrite=FLAGS.overwrite,
         progress_every=FLAGS.progress_every, **parse_reader_options(FLAGS.reader_option))
-    for split, entry in manifest["splits"].items():
-        logging.info("%s/%s: %s", FLAGS.dataset, split,
-                     {k: v for k, v in entry.items() if k not in ("shards", "label_to_person_id")})
-    logging.info("%d files skipped: %s", manifest["num_skipped"], manifest["skipped_by_reason"])
+    for split, entry in manifest.splits.items():
+        logging.info("%s/%s: %d images, %s identities, %s cameras", FLAGS.dataset, split, entry.num_images,
+                     entry.num_ids, entry.num_cameras)
+    logging.info("%d files skipped: %s; scored with the %s protocol", manifest.num_skipped,
+                 manifest.skipped_by_reason, manifest.protocol)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from absl import logging
 
 from spreid_tf import atomic, run_folder
 from spreid_tf.data import image_formats, pipelines, schema
+from spreid_tf.data.manifest import load_manifest
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 LIST_EXTENSIONS = (".txt", ".lst")
@@ -312,16 +313,15 @@ def converted_record_count(paths: Sequence[str]) -> int | None:
         by_folder.setdefault(os.path.dirname(os.path.abspath(path)), set()).add(os.path.basename(path))
     total = 0
     for folder, names in by_folder.items():
-        manifest_path = os.path.join(folder, schema.MANIFEST_FILENAME)
-        if not os.path.isfile(manifest_path):
+        try:
+            splits = load_manifest(folder).splits
+        except (FileNotFoundError, ValueError):  # not a conversion, or an old one: no count
             return None
-        with open(manifest_path) as f:
-            splits = json.load(f).get("splits", {})
         covered = set()
         for entry in splits.values():
-            shards = set(entry.get("shards", ()))
+            shards = set(entry.shards)
             if shards and shards <= names:
-                total += int(entry["num_images"])
+                total += entry.num_images
                 covered |= shards
         if covered != names:  # a shard outside any whole split: its count is unknown
             return None

@@ -19,7 +19,7 @@ from spreid_tf.data.records import DatasetLayoutError
 
 def counts(manifest: dict) -> dict[str, tuple[int, int, int]]:
     """split -> (num_images, num_ids, num_cameras) from a manifest."""
-    return {s: (v["num_images"], v["num_ids"], v["num_cameras"]) for s, v in manifest["splits"].items()}
+    return {s: (v.num_images, v.num_ids, v.num_cameras) for s, v in manifest.splits.items()}
 
 
 def convert(name: str, root, out: Path, **options) -> dict:
@@ -44,15 +44,15 @@ def examples(converted_dir: Path, split: str) -> list[dict]:
 def check_shards(converted_dir: Path, name: str) -> None:
     """The shards hold what the manifest says: counts, dataset name, labels and PNG/JPEG only."""
     m = manifest_lib.load_manifest(converted_dir)
-    for split, entry in m["splits"].items():
+    for split, entry in m.splits.items():
         rows = examples(converted_dir, split)
-        assert len(rows) == entry["num_images"], split
-        assert len({r["pid"] for r in rows}) == entry["num_ids"], split
+        assert len(rows) == entry.num_images, split
+        assert len({r["pid"] for r in rows}) == entry.num_ids, split
         assert {r["dataset"] for r in rows} <= {name}
         assert {r["format"] for r in rows} <= {"png", "jpeg"}
         if split == "train":
-            assert sorted({r["label"] for r in rows}) == list(range(entry["num_ids"]))
-            assert all(entry["label_to_person_id"][r["label"]] == r["pid"] for r in rows)
+            assert sorted({r["label"] for r in rows}) == list(range(entry.num_ids))
+            assert all(entry.label_to_person_id[r["label"]] == r["pid"] for r in rows)
         else:
             assert {r["label"] for r in rows} <= {-1}
 

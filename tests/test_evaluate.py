@@ -164,10 +164,13 @@ def test_cli_with_a_spreid_model_writes_parsing_figures(market, tmp_path):
     assert all((tmp_path / "eval_market1501" / p).is_file() for p in results["parsing_figures"])
 
 
-def test_protocol_follows_the_manifest():
-    assert protocols.protocol_of({"dataset": "cuhk03", "info": {"protocol": "classic"}}) == "cuhk03_classic"
-    assert protocols.protocol_of({"dataset": "cuhk03", "info": {"protocol": "767/700"}}) == "market1501"
-    assert protocols.protocol_of({"dataset": "market1501", "info": {}}) == "market1501"
+def test_protocol_comes_from_the_manifest(market, cuhk03_classic):
+    from spreid_tf.data.manifest import load_manifest
+
+    assert protocols.protocol_of(load_manifest(market)) == "market1501"
+    assert protocols.protocol_of(load_manifest(cuhk03_classic)) == "cuhk03_classic"
+    assert protocols.describe("cuhk03_classic") == ("CUHK03 classic single-shot protocol, euclidean distance on "
+                                                    "l2-normalised embeddings")
 
 
 @pytest.fixture(scope="module")

@@ -45,6 +45,7 @@ import tensorflow as tf
 
 import spreid_tf
 from spreid_tf.data import image_formats, merge, registry, schema
+from spreid_tf.data.manifest import Manifest, SplitEntry, load_manifest, write_manifest
 from spreid_tf.data.records import (REASON_CORRUPT, REASON_MASK, REASON_MISSING, REASON_NOT_IMAGE,
                                     REASON_UNREADABLE, REASON_ZERO_BYTE, ParsingRecord, ReadResult, Record,
                                     layout_error)
@@ -213,7 +214,7 @@ def _json_options(options: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(options, sort_keys=True, default=str))
 
 
-def _existing(final: Path, source_root: str, options: dict[str, Any], overwrite: bool) -> dict | None:
+def _existing(final: Path, source_root: str, options: dict[str, Any], overwrite: bool) -> Manifest | None:
     """The finished manifest to reuse, or None to convert; raises on a conflicting folder."""
     if not final.exists():
         return None
@@ -236,7 +237,7 @@ def _existing(final: Path, source_root: str, options: dict[str, Any], overwrite:
             f"not {wanted}; pass overwrite=True (datasets/convert.py: --overwrite) to replace it")
     logger.info("%s is already converted from %s; skipping (overwrite=True, datasets/convert.py: --overwrite, "
                 "redoes it)", final, source_root)
-    return manifest
+    return load_manifest(final)
 
 
 def _examples(info: registry.DatasetInfo, records: list, checked: list[CheckedImage],
@@ -303,12 +304,12 @@ def _convert_split(info: registry.DatasetInfo, split: str, records: list, direct
         entry["num_transcoded_to_png"] = transcoded
     if not valid:
         logger.warning("%s/%s: no valid images", info.name, split)
-    return entry
+    return SplitEntry(**entry)
 
 
 def convert_dataset(name: str, root: os.PathLike | str, output_dir: os.PathLike | str, *,
                     num_shards: int | None = None, overwrite: bool = False,
-                    progress_every: int = 1000, **reader_options: Any) -> dict:
+                    progress_every: int = 1000, **reader_options: Any) -> Manifest:
     """Converts benchmark `name` from raw folder `root` into `<output_dir>/<name>/`.
 
     Args:
@@ -356,36 +357,25 @@ def convert_dataset(name: str, root: os.PathLike | str, output_dir: os.PathLike 
         for s in skipped:
             key = s["reason"].split(":")[0]
             by_reason[key] = by_reason.get(key, 0) + 1
-        manifest = {
-            "schema_version": schema.SCHEMA_VERSION,
-            "dataset": name,
-            "kind": info.kind,
-            "source_root": source_root,
-            "reader_options": options,
-            "splits": splits,
-            "num_skipped": len(skipped),
-            "skipped_by_reason": by_reason,
-            "skipped": skipped,
-            "info": result.info,
-            "url": info.url,
-            "reference": info.reference,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "converter": f"spreid_tf {spreid_tf.__version__}",
-        }
+        manifest = Manifest(
+            dataset=name, kind=info.kind, protocol=info.protocol(result.info), splits=splits,
+            source_root=source_root, reader_options=options, skipped=tuple(skipped), skipped_by_reason=by_reason,
+            info=result.info, url=info.url, reference=info.reference,
+            created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            converter=f"spreid_tf {spreid_tf.__version__}")
+        # Round trip: what is returned is what later reads get (JSON types, tuples).
+        manifest = Manifest.from_json(manifest.to_json())
         # Only now do shards get their final names: a killed run leaves no `*.tfrecord`.
         for entry in splits.values():
-            for shard in entry["shards"]:
+            for shard in entry.shards:
                 os.replace(tmp / (shard + ".tmp"), tmp / shard)
-        manifest_tmp = tmp / (schema.MANIFEST_FILENAME + ".tmp")
-        with open(manifest_tmp, "w") as f:
-            json.dump(manifest, f, indent=1)
-        os.replace(manifest_tmp, tmp / schema.MANIFEST_FILENAME)
+        write_manifest(tmp, manifest)
         _move_into_place(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     logger.info("%s: wrote %s (%s; %d skipped)", name, final,
-                ", ".join(f"{s}: {e['num_images']} images" for s, e in splits.items()), len(skipped))
+                ", ".join(f"{s}: {e.num_images} images" for s, e in splits.items()), len(skipped))
     return manifest
 
 

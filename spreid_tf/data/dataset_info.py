@@ -12,6 +12,17 @@ import dataclasses
 from typing import Any, Callable
 
 KINDS = ("reid", "parsing")
+# How a conversion's query/gallery is scored (spreid_tf.evaluation.protocols): the Market-1501
+# rule (same identity and camera excluded, junk ignored) or CUHK03's classic single shot.
+MARKET1501_PROTOCOL = "market1501"
+CUHK03_CLASSIC_PROTOCOL = "cuhk03_classic"
+PROTOCOLS = (MARKET1501_PROTOCOL, CUHK03_CLASSIC_PROTOCOL)
+
+
+def market1501_protocol(reader_info: dict) -> str:
+    """Every benchmark's protocol but CUHK03 classic's: the Market-1501 rule."""
+    del reader_info
+    return MARKET1501_PROTOCOL
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +41,9 @@ class DatasetInfo:
             None if the dataset has none.
         merge_options: reader options used when the dataset is converted for the
             merged ten-benchmark training set (e.g. {"split": "all"}).
+        protocol: `protocol(reader_info) -> name in PROTOCOLS`: how a conversion is
+            scored, given what the reader reported about it (its `ReadResult.info`); the
+            converter writes the answer into the manifest.
     """
 
     name: str
@@ -41,6 +55,7 @@ class DatasetInfo:
     splits: tuple[str, ...] = ("train", "query", "gallery")
     train_split: str | None = "train"
     merge_options: dict = dataclasses.field(default_factory=dict)
+    protocol: Callable[[dict], str] = market1501_protocol
 
     def __post_init__(self):
         if self.kind not in KINDS:

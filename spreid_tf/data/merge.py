@@ -117,18 +117,18 @@ def build_label_map(converted_dirs: list[os.PathLike | str], output_path: os.Pat
     for directory in converted_dirs:
         directory = Path(directory)
         manifest = load_manifest(directory)
-        name = manifest["dataset"]
+        name = manifest.dataset
         if name in datasets:
             raise ValueError(f"{name} given twice ({directory})")
-        if manifest.get("kind", "reid") != "reid" or "train" not in manifest["splits"]:
+        if manifest.kind != "reid" or "train" not in manifest.splits:
             raise ValueError(f"{directory}: not a re-id conversion with a train split")
-        train = manifest["splits"]["train"]
-        person_ids = train["label_to_person_id"]
+        train = manifest.splits["train"]
+        person_ids = train.label_to_person_id
         shards = split_shards(directory, "train")
         datasets[name] = {
             "offset": len(labels),
             "num_ids": len(person_ids),
-            "num_images": train["num_images"],
+            "num_images": train.num_images,
             "directory": _relative(directory.absolute(), base),
             "train_shards": [_relative(p.absolute(), base) for p in shards],
         }

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the manifest names its evaluation protocol
 MANIFEST_FILENAME = "manifest.json"
 SHARD_SUFFIX = ".tfrecord"
 

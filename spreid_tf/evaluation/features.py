@@ -96,7 +96,7 @@ def split_features(model: keras.Model, converted_dir: str | os.PathLike, split: 
     image_size = tuple(image_size or run_folder.model_image_size(model))
     files = split_shards(converted_dir, split)
     manifest = load_manifest(converted_dir)
-    total = manifest["splits"][split]["num_images"]
+    total = manifest.splits[split].num_images
     if cache_dir is None:
         return extract_features(model, files, image_size, batch_size, total=total)
     if model_path is None:
@@ -105,7 +105,7 @@ def split_features(model: keras.Model, converted_dir: str | os.PathLike, split: 
     stat = model_path.stat() if model_path.is_file() else None
     key = {"version": CACHE_VERSION, "model": str(model_path.resolve()),
            "model_mtime": stat.st_mtime if stat else None, "model_size": stat.st_size if stat else None,
-           "data": str(converted_dir.resolve()), "data_created": manifest.get("created"),
+           "data": str(converted_dir.resolve()), "data_created": manifest.created,
            "split": split, "image_size": list(image_size)}
     # The name carries the conversion's path: one model evaluated on two conversions of a
     # dataset keeps two caches instead of overwriting one.

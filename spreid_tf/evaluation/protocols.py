@@ -16,21 +16,22 @@ import os
 import numpy as np
 
 from spreid_tf import metrics
-from spreid_tf.data.manifest import load_manifest
+from spreid_tf.data.dataset_info import CUHK03_CLASSIC_PROTOCOL as CUHK03_CLASSIC
+from spreid_tf.data.dataset_info import MARKET1501_PROTOCOL as MARKET1501
+from spreid_tf.data.dataset_info import PROTOCOLS
+from spreid_tf.data.manifest import Manifest, load_manifest
 
-MARKET1501 = "market1501"
-CUHK03_CLASSIC = "cuhk03_classic"
-PROTOCOLS = (MARKET1501, CUHK03_CLASSIC)
 DEFAULT_METRIC = "euclidean"
 
 _PROTOCOL_NAMES = {MARKET1501: "Market-1501 protocol", CUHK03_CLASSIC: "CUHK03 classic single-shot protocol"}
 
 
-def protocol_of(manifest: dict) -> str:
-    """The protocol that scores a conversion (from its manifest)."""
-    if manifest["dataset"] == "cuhk03" and manifest.get("info", {}).get("protocol") == "classic":
-        return CUHK03_CLASSIC
-    return MARKET1501
+def protocol_of(manifest: Manifest) -> str:
+    """The protocol that scores a conversion: the one its dataset's registry entry named for it
+    when it was converted (`DatasetInfo.protocol`, kept in the manifest)."""
+    if manifest.protocol not in PROTOCOLS:
+        raise ValueError(f"{manifest.dataset}: unknown evaluation protocol {manifest.protocol!r}; known: {PROTOCOLS}")
+    return manifest.protocol
 
 
 def describe(protocol: str, metric: str = DEFAULT_METRIC) -> str:

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from spreid_tf import atomic, metrics, rerank, run_folder, visualize
 from spreid_tf.data import pipelines
-from spreid_tf.data.manifest import load_manifest
+from spreid_tf.data.manifest import Manifest, load_manifest
 from spreid_tf.evaluation import features as features_lib
 from spreid_tf.evaluation import protocols
 from spreid_tf.evaluation.features import FeatureSet
@@ -31,8 +31,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 64
 
 
-def _header(manifest: dict, protocol: str, metric: str, num_query: int, num_gallery: int) -> dict:
-    return {"dataset": manifest["dataset"], "protocol": protocol, "metric": metric,
+def _header(manifest: Manifest, protocol: str, metric: str, num_query: int, num_gallery: int) -> dict:
+    return {"dataset": manifest.dataset, "protocol": protocol, "metric": metric,
             "scored_with": protocols.describe(protocol, metric), "num_query": num_query, "num_gallery": num_gallery}
 
 
@@ -51,7 +51,7 @@ def evaluate_model(model: keras.Model, converted_dir: str | os.PathLike, image_s
     result = protocols.score(query, gallery, protocol, metric).as_dict()
     out = _header(manifest, protocol, metric, len(query), len(gallery))
     out.update(result)
-    logger.info("%s: mAP %.4f, rank-1 %.4f, rank-10 %.4f (%d queries, %d gallery images; %s)", manifest["dataset"],
+    logger.info("%s: mAP %.4f, rank-1 %.4f, rank-10 %.4f (%d queries, %d gallery images; %s)", manifest.dataset,
                 result["mAP"], result["rank1"], result.get("rank10", float("nan")), len(query), len(gallery),
                 out["scored_with"])
     return out
@@ -163,7 +163,7 @@ def evaluate_run(
         rows[f"{name} + re-ranking"], curves[f"{name} + re-ranking"] = rr.as_dict(), rr.cmc
     output_dir.mkdir(parents=True, exist_ok=True)
     visualize.write_png(output_dir / "cmc.png", visualize.draw_cmc(
-        curves, title=f"CMC: {manifest['dataset']} ({protocols.describe(protocol, metric)})"))
+        curves, title=f"CMC: {manifest.dataset} ({protocols.describe(protocol, metric)})"))
 
     # Ranked lists for chosen queries, or the worst ones.
     distmat = metrics.pairwise_distance(q_emb, g_emb, metric)

@@ -63,18 +63,18 @@ def resolve_reid_data(path: os.PathLike | str, what: str = "training data") -> R
             f"merged {merge.LABEL_MAP_FILENAME} (datasets/convert.py writes both; `python -m spreid_tf.demo "
             f"--workdir=DIR --data_only` writes the synthetic demo's to DIR/tfrecords)")
     manifest = load_manifest(path)
-    if manifest.get("kind", "reid") != "reid" or "train" not in manifest["splits"]:
+    if manifest.kind != "reid" or "train" not in manifest.splits:
         raise ValueError(f"{path}: not a re-id conversion with a train split "
-                         f"(kind {manifest.get('kind')!r}, splits {sorted(manifest['splits'])})")
-    train = manifest["splits"]["train"]
-    has_eval = "query" in manifest["splits"] and "gallery" in manifest["splits"]
+                         f"(kind {manifest.kind!r}, splits {sorted(manifest.splits)})")
+    train = manifest.splits["train"]
+    has_eval = "query" in manifest.splits and "gallery" in manifest.splits
     return ReidData(
         train_files=tuple(str(p) for p in split_shards(path, "train")),
-        num_identities=len(train["label_to_person_id"]),
-        num_images=int(train["num_images"]),
+        num_identities=len(train.label_to_person_id),
+        num_images=train.num_images,
         label_offsets=None,
         eval_dir=str(path) if has_eval else None,
-        name=manifest["dataset"],
+        name=manifest.dataset,
     )
 
 
@@ -95,12 +95,12 @@ def resolve_parsing_data(path: os.PathLike | str, what: str = "parsing data") ->
                                 "manifest.json; see datasets/convert.py; `python -m spreid_tf.demo --workdir=DIR "
                                 "--data_only` writes the synthetic demo's to DIR/tfrecords/lip)")
     manifest = load_manifest(path)
-    if manifest.get("kind") != "parsing" or "train" not in manifest["splits"]:
+    if manifest.kind != "parsing" or "train" not in manifest.splits:
         raise ValueError(f"{path}: not a parsing conversion with a train split "
-                         f"(kind {manifest.get('kind')!r}, splits {sorted(manifest['splits'])})")
-    val = tuple(str(p) for p in split_shards(path, "val")) if "val" in manifest["splits"] else ()
+                         f"(kind {manifest.kind!r}, splits {sorted(manifest.splits)})")
+    val = tuple(str(p) for p in split_shards(path, "val")) if "val" in manifest.splits else ()
     return ParsingData(
         train_files=tuple(str(p) for p in split_shards(path, "train")),
         val_files=val,
-        num_images=int(manifest["splits"]["train"]["num_images"]),
+        num_images=manifest.splits["train"].num_images,
     )

@@ -14,7 +14,7 @@ def test_conversion_matches_miniature(converted_root, synthetic_stats):
     m = manifest.load_manifest(converted_root / "3dpes")
     assert synthetic_stats["3dpes"].mismatches(m) == []
     assert checks.counts(m) == {"train": (19, 5, 8), "query": (5, 5, 4), "gallery": (14, 5, 5)}
-    assert m["skipped_by_reason"] == {"not an image file": 1, "bad filename": 2, "zero-byte file": 1,
+    assert m.skipped_by_reason == {"not an image file": 1, "bad filename": 2, "zero-byte file": 1,
                                       "corrupt image": 1}
     checks.check_shards(converted_root / "3dpes", "3dpes")
 

@@ -64,9 +64,9 @@ def test_shards_hold_original_bytes_and_contiguous_labels(converted_root, synthe
     m = manifest.load_manifest(out)
     source = Path(synthetic_stats["market1501"].root) / "Market-1501-v15.09.15"
     train = _examples(manifest.split_shards(out, "train"))
-    assert m["splits"]["train"]["shards"] == [schema.shard_name("train", i, 2) for i in range(2)]
-    assert len(train) == m["splits"]["train"]["num_images"]
-    pids = m["splits"]["train"]["label_to_person_id"]
+    assert list(m.splits["train"].shards) == [schema.shard_name("train", i, 2) for i in range(2)]
+    assert len(train) == m.splits["train"].num_images
+    pids = list(m.splits["train"].label_to_person_id)
     assert pids == sorted(pids)
     for ex in train:
         assert pids[ex[schema.CLASS_LABEL]] == ex[schema.PERSON_ID]
@@ -89,9 +89,9 @@ def test_rerun_is_a_noop_and_overwrite_replaces(synthetic_stats, tmp_path, caplo
     assert "skipping" in caplog.text
     assert (tmp_path / "dukemtmcreid" / schema.MANIFEST_FILENAME).stat().st_mtime_ns == stamp
     replaced = convert.convert_dataset("dukemtmcreid", root, tmp_path, num_shards=3, overwrite=True)
-    assert len(replaced["splits"]["train"]["shards"]) == 3
+    assert len(replaced.splits["train"].shards) == 3
     assert sorted(p.name for p in (tmp_path / "dukemtmcreid").iterdir()) == sorted(
-        [schema.MANIFEST_FILENAME] + [n for s in replaced["splits"].values() for n in s["shards"]])
+        [schema.MANIFEST_FILENAME] + [n for s in replaced.splits.values() for n in s.shards])
     assert [p.name for p in tmp_path.iterdir()] == ["dukemtmcreid"]  # no leftovers
 
 
@@ -169,7 +169,7 @@ def test_in_memory_and_bmp_images(tmp_path, monkeypatch):
     monkeypatch.setitem(registry.DATASETS, "toy", registry.DatasetInfo(
         name="toy", read=read, expected_tree="raw/", splits=("train",)))
     m = convert.convert_dataset("toy", tmp_path / "raw", tmp_path / "out")
-    assert m["splits"]["train"]["num_transcoded_to_png"] == 1
+    assert m.splits["train"].num_transcoded_to_png == 1
     examples = _examples(manifest.split_shards(tmp_path / "out" / "toy", "train"))
     by_name = {ex[schema.IMAGE_FILENAME]: ex for ex in examples}
     assert by_name[b"mat/1"][schema.IMAGE_ENCODED] == png
@@ -183,7 +183,7 @@ def test_label_map_is_contiguous_and_disjoint(converted_root, tmp_path):
     dirs = [converted_root / n for n in names]
     label_map = merge.build_label_map(dirs, tmp_path / "merged")
     manifests = {n: manifest.load_manifest(converted_root / n) for n in names}
-    sizes = [manifests[n]["splits"]["train"]["num_ids"] for n in names]
+    sizes = [manifests[n].splits["train"].num_ids for n in names]
     assert label_map.num_identities == sum(sizes) == len(label_map.labels)
     assert list(label_map.label_offsets.values()) == list(np.cumsum([0] + sizes[:-1]))
     assert len(set(label_map.labels)) == label_map.num_identities  # disjoint
@@ -255,8 +255,8 @@ def test_convert_script(synthetic_stats, tmp_path):
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     m = manifest.load_manifest(tmp_path / "msmt17")
-    assert m["reader_options"] == {"include_val": False}
-    assert m["splits"]["train"]["num_images"] == 15
+    assert m.reader_options == {"include_val": False}
+    assert m.splits["train"].num_images == 15
     assert "msmt17/train: checked" in result.stderr  # progress lines
 
 
@@ -266,6 +266,31 @@ def test_all_ten_miniatures_merge(synthetic_root, tmp_path):
         pytest.skip(f"readers not registered yet: {missing}")
     label_map = convert.convert_merged(synthetic_root, tmp_path, num_shards=1)
     assert list(label_map.datasets) == list(registry.MERGED_DATASETS)
-    sizes = [manifest.load_manifest(tmp_path / n)["splits"]["train"]["num_ids"] for n in registry.MERGED_DATASETS]
+    sizes = [manifest.load_manifest(tmp_path / n).splits["train"].num_ids for n in registry.MERGED_DATASETS]
     assert label_map.num_identities == sum(sizes)
     assert len(set(label_map.labels)) == label_map.num_identities
+
+
+def test_manifest_round_trip_and_an_old_one_names_the_reconvert_command(converted_root, tmp_path):
+    m = manifest.load_manifest(converted_root / "market1501")
+    assert manifest.Manifest.from_json(m.to_json()) == m
+    assert m.protocol == "market1501" and m.num_skipped == len(m.skipped)
+    old = tmp_path / "market1501"
+    shutil.copytree(converted_root / "market1501", old)
+    document = json.loads((old / schema.MANIFEST_FILENAME).read_text())
+    document["schema_version"] = 1
+    (old / schema.MANIFEST_FILENAME).write_text(json.dumps(document))
+    with pytest.raises(ValueError, match=r"manifest schema 1, this one reads 2\); convert the benchmark again: "
+                                         r"python datasets/convert.py --dataset=market1501 --root=\S+ "
+                                         rf"--output_dir={tmp_path} --overwrite"):
+        manifest.load_manifest(old)
+
+
+def test_cuhk03_classic_and_767_700_conversions_name_their_protocols(tmp_path):
+    from spreid_tf.data.synthetic import write_benchmark
+
+    write_benchmark("cuhk03", tmp_path / "raw")
+    classic = convert.convert_dataset("cuhk03", tmp_path / "raw", tmp_path / "classic")
+    new = convert.convert_dataset("cuhk03", tmp_path / "raw", tmp_path / "new", protocol="767/700")
+    assert (classic.protocol, new.protocol) == ("cuhk03_classic", "market1501")
+    assert manifest.load_manifest(tmp_path / "classic" / "cuhk03").protocol == "cuhk03_classic"

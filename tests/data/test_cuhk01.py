@@ -17,7 +17,7 @@ def test_conversion_matches_miniature(converted_root, synthetic_stats):
     assert synthetic_stats["cuhk01"].mismatches(m) == []
     # 12 ids x 4 images; split 0 trains on 6 ids, among them the two with a bad file.
     assert checks.counts(m) == {"train": (22, 6, 2), "query": (12, 6, 1), "gallery": (12, 6, 1)}
-    assert m["skipped_by_reason"] == {"not an image file": 1, "bad filename": 2, "zero-byte file": 1,
+    assert m.skipped_by_reason == {"not an image file": 1, "bad filename": 2, "zero-byte file": 1,
                                       "corrupt image": 1}
     checks.check_shards(converted_root / "cuhk01", "cuhk01")
 

@@ -16,7 +16,7 @@ def test_conversion_matches_miniature(converted_root, synthetic_stats):
     assert synthetic_stats["cuhk02"].mismatches(m) == []
     # P1-P4: 12 ids x 4 images - 1 zero-byte; P5: 4 ids x 2 images per camera - 1 corrupt.
     assert checks.counts(m) == {"train": (47, 12, 8), "query": (7, 4, 1), "gallery": (8, 4, 1)}
-    assert m["skipped_by_reason"] == {"not an image file": 1, "bad filename": 1, "zero-byte file": 1,
+    assert m.skipped_by_reason == {"not an image file": 1, "bad filename": 1, "zero-byte file": 1,
                                       "corrupt image": 1}
     checks.check_shards(converted_root / "cuhk02", "cuhk02")
 

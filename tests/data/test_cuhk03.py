@@ -38,10 +38,10 @@ def test_default_conversion_matches_miniature(converted_root, synthetic_stats):
     m = manifest.load_manifest(converted_root / "cuhk03")
     assert synthetic_stats["cuhk03"].mismatches(m) == []
     assert checks.counts(m) == HAND_COUNTS[("classic", "labeled")]
-    assert m["reader_options"] == {}
-    assert m["info"]["protocol"] == "classic" and m["info"]["image_type"] == "labeled"
-    assert m["info"]["num_empty_cells"] == 656
-    assert m["skipped_by_reason"] == {"corrupt image": 1}
+    assert m.reader_options == {}
+    assert m.info["protocol"] == "classic" and m.info["image_type"] == "labeled"
+    assert m.info["num_empty_cells"] == 656
+    assert m.skipped_by_reason == {"corrupt image": 1}
     checks.check_shards(converted_root / "cuhk03", "cuhk03")
 
 
@@ -52,8 +52,8 @@ def test_other_protocols_and_image_types(root, tmp_path, protocol, image_type):
     assert miniature.expected(0, protocol, image_type).mismatches(m) == []
     assert checks.counts(m) == HAND_COUNTS[(protocol, image_type)]
     if protocol == "767/700":
-        assert (m["info"]["num_train_ids"], m["info"]["num_test_ids"]) == (57, 53)  # 767/700 in the full data
-        assert m["info"]["config_file"] == f"cuhk03_new_protocol_config_{image_type}.mat"
+        assert (m.info["num_train_ids"], m.info["num_test_ids"]) == (57, 53)  # 767/700 in the full data
+        assert m.info["config_file"] == f"cuhk03_new_protocol_config_{image_type}.mat"
     rows = {s: checks.examples(tmp_path / "cuhk03", s) for s in ("train", "query", "gallery")}
     assert not {r["pid"] for r in rows["train"]} & {r["pid"] for r in rows["query"] + rows["gallery"]}
     prefixes = {r["filename"].split("/")[0] for s in rows.values() for r in s}

@@ -13,8 +13,8 @@ from spreid_tf.data.records import DatasetLayoutError
 def test_conversion_matches_miniature(converted_root, synthetic_stats):
     m = manifest.load_manifest(converted_root / "cuhksysu")
     assert synthetic_stats["cuhksysu"].mismatches(m) == []
-    assert list(m["splits"]) == ["train"]
-    assert m["splits"]["train"]["label_to_person_id"] == [1, 2, 15, 77, 130, 2041, 5000, 9999, 11422, 11934]
+    assert list(m.splits) == ["train"]
+    assert list(m.splits["train"].label_to_person_id) == [1, 2, 15, 77, 130, 2041, 5000, 9999, 11422, 11934]
 
 
 def test_ids_from_names_and_one_camera(synthetic_stats):

@@ -13,7 +13,7 @@ from spreid_tf.data.records import DatasetLayoutError
 def test_conversion_matches_miniature(converted_root, synthetic_stats):
     m = manifest.load_manifest(converted_root / "dukemtmcreid")
     assert synthetic_stats["dukemtmcreid"].mismatches(m) == []
-    counts = {s: (v["num_images"], v["num_ids"], v["num_cameras"]) for s, v in m["splits"].items()}
+    counts = {s: (v.num_images, v.num_ids, v.num_cameras) for s, v in m.splits.items()}
     assert counts == {"train": (24, 6, 8), "query": (4, 4, 4), "gallery": (12, 6, 6)}
 
 

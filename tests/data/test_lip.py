@@ -18,8 +18,8 @@ from spreid_tf.data.records import DatasetLayoutError
 def test_conversion_matches_miniature(converted_root, synthetic_stats):
     m = manifest.load_manifest(converted_root / "lip")
     assert synthetic_stats["lip"].mismatches(m) == []
-    assert m["kind"] == "parsing"
-    assert {s: v["num_images"] for s, v in m["splits"].items()} == {"train": 12, "val": 5}
+    assert m.kind == "parsing"
+    assert {s: v.num_images for s, v in m.splits.items()} == {"train": 12, "val": 5}
 
 
 def test_masks_round_trip_exactly(converted_root, synthetic_stats):

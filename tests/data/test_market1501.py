@@ -16,11 +16,11 @@ def test_conversion_matches_miniature(converted_root, synthetic_stats):
     m = manifest.load_manifest(converted_root / "market1501")
     assert synthetic_stats["market1501"].mismatches(m) == []
     # The same numbers, written out: 8 train ids x 4; 5 queries; 5 x 3 + 3 distractors.
-    counts = {s: (v["num_images"], v["num_ids"], v["num_cameras"]) for s, v in m["splits"].items()}
+    counts = {s: (v.num_images, v.num_ids, v.num_cameras) for s, v in m.splits.items()}
     assert counts == {"train": (32, 8, 6), "query": (5, 5, 5), "gallery": (18, 6, 6)}
-    assert m["info"]["num_junk_ignored"]["gallery"] == 2
-    assert m["info"]["num_distractors"]["gallery"] == 3
-    assert m["skipped_by_reason"] == {"not an image file": 2, "bad filename": 2, "zero-byte file": 1,
+    assert m.info["num_junk_ignored"]["gallery"] == 2
+    assert m.info["num_distractors"]["gallery"] == 3
+    assert m.skipped_by_reason == {"not an image file": 2, "bad filename": 2, "zero-byte file": 1,
                                       "corrupt image": 1}
 
 

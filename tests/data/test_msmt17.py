@@ -14,7 +14,7 @@ from spreid_tf.data.records import DatasetLayoutError
 def test_conversion_matches_miniature(converted_root, synthetic_stats):
     m = manifest.load_manifest(converted_root / "msmt17")
     assert synthetic_stats["msmt17"].mismatches(m) == []
-    assert m["splits"]["train"]["num_images"] == 17  # 5 ids x 3 + 2 val images
+    assert m.splits["train"].num_images == 17  # 5 ids x 3 + 2 val images
 
 
 def test_camera_from_third_field_and_val_option(synthetic_stats):

@@ -147,13 +147,13 @@ def test_written_tree_converts(written, tmp_path):
     info, tmp = written
     m = convert_dataset("market1501", info["root"], tmp_path / "out", overwrite=True)
     assert m == manifest.load_manifest(tmp_path / "out" / "market1501")
-    assert m["num_skipped"] == 0
-    counts = {s: (v["num_images"], v["num_ids"]) for s, v in m["splits"].items()}
+    assert m.num_skipped == 0
+    counts = {s: (v.num_images, v.num_ids) for s, v in m.splits.items()}
     assert counts == {"train": (info["num_train_images"], info["num_train_ids"]),
                       "query": (info["num_query"], info["num_query_ids"]),
                       "gallery": (info["num_gallery"], info["num_gallery_ids"])}
     assert counts == {"train": (18, 6), "query": (8, 8), "gallery": (8 * 3 + 3, 9)}
-    assert m["info"]["num_distractors"]["gallery"] == 3
+    assert m.info["num_distractors"]["gallery"] == 3
     names = [p.name for p in (tmp / "raw" / pl.DATA_DIRNAME).rglob("*.jpg")]
     assert len(names) == info["num_train_images"] + info["num_query"] + info["num_gallery"]
     assert all(market1501.PATTERN.fullmatch(n) for n in names)
@@ -167,7 +167,7 @@ def test_written_tree_converts(written, tmp_path):
         assert cams.count(cam) == 1 and len(cams) == 1 + SIZES["gallery_per_test_id"]
 
     # The converter stores paths relative to the Market folder; read_masks takes them.
-    shard = tmp_path / "out" / "market1501" / m["splits"]["gallery"]["shards"][0]
+    shard = tmp_path / "out" / "market1501" / m.splits["gallery"].shards[0]
     examples = [schema.parse_reid_example(x) for x in tf.data.TFRecordDataset(str(shard))]
     filenames = [x[schema.IMAGE_FILENAME].numpy() for x in examples]
     assert all(f.decode().startswith("bounding_box_test/") for f in filenames)

@@ -14,8 +14,8 @@ def test_conversion_matches_miniature(converted_root, synthetic_stats):
     assert synthetic_stats["prid2011"].mismatches(m) == []
     # 100 train ids x 2 - 1 corrupt; 100 queries; gallery 100 + 12 cam_b-only - 1 zero-byte.
     assert checks.counts(m) == {"train": (199, 100, 2), "query": (100, 100, 1), "gallery": (111, 111, 1)}
-    assert m["info"]["num_unused_cam_a_only"] == 5
-    assert m["skipped_by_reason"] == {"not an image file": 1, "bad filename": 1, "zero-byte file": 1,
+    assert m.info["num_unused_cam_a_only"] == 5
+    assert m.skipped_by_reason == {"not an image file": 1, "bad filename": 1, "zero-byte file": 1,
                                       "corrupt image": 1}
     checks.check_shards(converted_root / "prid2011", "prid2011")
 

@@ -14,7 +14,7 @@ def test_conversion_matches_miniature(converted_root, synthetic_stats):
     assert synthetic_stats["shinpuhkan"].mismatches(m) == []
     # 4 persons x 4 cameras x 2 tracklets - a zero-byte and a corrupt JPEG; train only.
     assert checks.counts(m) == {"train": (30, 4, 16)}
-    assert m["skipped_by_reason"] == {"not an image file": 1, "bad filename": 2, "zero-byte file": 1,
+    assert m.skipped_by_reason == {"not an image file": 1, "bad filename": 2, "zero-byte file": 1,
                                       "corrupt image": 1}
     checks.check_shards(converted_root / "shinpuhkan", "shinpuhkan")
 

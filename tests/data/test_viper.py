@@ -14,9 +14,9 @@ def test_conversion_matches_miniature(converted_root, synthetic_stats):
     assert synthetic_stats["viper"].mismatches(m) == []
     # 12 pairs, 6 train / 6 test; the zero-byte and corrupt images fall in train in split 0.
     assert checks.counts(m) == {"train": (10, 6, 2), "query": (6, 6, 1), "gallery": (6, 6, 1)}
-    assert m["skipped_by_reason"] == {"not an image file": 1, "bad filename": 1, "missing file": 1,
+    assert m.skipped_by_reason == {"not an image file": 1, "bad filename": 1, "missing file": 1,
                                       "zero-byte file": 1, "corrupt image": 1}
-    assert m["splits"]["train"]["num_transcoded_to_png"] == 10  # BMP is stored as lossless PNG
+    assert m.splits["train"].num_transcoded_to_png == 10  # BMP is stored as lossless PNG
     checks.check_shards(converted_root / "viper", "viper")
 
 

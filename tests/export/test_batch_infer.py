@@ -146,10 +146,14 @@ def test_skip_reasons_are_tf_s_message_without_the_op_suffix(image_bytes):
 
 
 def test_record_count_of_converted_splits_comes_from_the_manifest(tmp_path):
-    manifest = {"splits": {"query": {"num_images": 5, "shards": ["query-00000-of-00001.tfrecord"]},
-                           "gallery": {"num_images": 7, "shards": ["gallery-00000-of-00002.tfrecord",
-                                                                   "gallery-00001-of-00002.tfrecord"]}}}
-    (tmp_path / schema.MANIFEST_FILENAME).write_text(json.dumps(manifest))
+    from spreid_tf.data.manifest import Manifest, SplitEntry, write_manifest
+
+    splits = {"query": SplitEntry(5, ("query-00000-of-00001.tfrecord",)),
+              "gallery": SplitEntry(7, ("gallery-00000-of-00002.tfrecord", "gallery-00001-of-00002.tfrecord"))}
+    write_manifest(tmp_path, Manifest(dataset="market1501", kind="reid", protocol="market1501", splits=splits,
+                                      source_root="raw", reader_options={}, skipped=(), skipped_by_reason={}, info={},
+                                      url="", reference="", created="", converter=""))
+    manifest = json.loads((tmp_path / schema.MANIFEST_FILENAME).read_text())
     shard = lambda name: str(tmp_path / name)  # noqa: E731
     assert inference.converted_record_count([shard("query-00000-of-00001.tfrecord")]) == 5
     assert inference.converted_record_count([shard(n) for s in manifest["splits"].values() for n in s["shards"]]) == 12

@@ -64,7 +64,7 @@ import h5py
 import numpy as np
 import scipy.io
 
-from spreid_tf.data.dataset_info import DatasetInfo
+from spreid_tf.data.dataset_info import CUHK03_CLASSIC_PROTOCOL, MARKET1501_PROTOCOL, DatasetInfo
 from spreid_tf.data.records import (REASON_CORRUPT, REASON_MISSING, ReadResult, Record, Skipped, require_file,
                                     resolve_root)
 
@@ -279,6 +279,11 @@ def _combine(parts: list[ReadResult]) -> ReadResult:
     return ReadResult(splits=splits, skipped=labeled.skipped + detected.skipped, info=info)
 
 
+def evaluation_protocol(reader_info: dict) -> str:
+    """The classic split is scored single shot; the 767/700 split by the Market-1501 rule."""
+    return CUHK03_CLASSIC_PROTOCOL if reader_info.get("protocol") == "classic" else MARKET1501_PROTOCOL
+
+
 INFO = DatasetInfo(
     name=NAME,
     read=read,
@@ -288,4 +293,5 @@ INFO = DatasetInfo(
               "new protocol: Zhong et al., Re-ranking Person Re-identification with k-reciprocal Encoding, "
               "CVPR 2017",
     merge_options={"image_type": "both"},
+    protocol=evaluation_protocol,
 )

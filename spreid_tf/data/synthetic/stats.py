@@ -35,27 +35,28 @@ class ExpectedStats:
     info: dict = dataclasses.field(default_factory=dict)
     root: str | None = None
 
-    def mismatches(self, manifest: dict) -> list[str]:
-        """Differences between a conversion's manifest and these expectations ([] if none)."""
+    def mismatches(self, manifest) -> list[str]:
+        """Differences between a conversion's `Manifest` and these expectations ([] if none)."""
         problems = []
-        if sorted(manifest["splits"]) != sorted(self.splits):
-            problems.append(f"splits {sorted(manifest['splits'])} != {sorted(self.splits)}")
+        if sorted(manifest.splits) != sorted(self.splits):
+            problems.append(f"splits {sorted(manifest.splits)} != {sorted(self.splits)}")
         for split, want in self.splits.items():
-            got = manifest["splits"].get(split, {})
+            entry = manifest.splits.get(split)
             for key, value in dataclasses.asdict(want).items():
-                if manifest.get("kind", "reid") == "parsing" and key != "num_images":
+                if manifest.kind == "parsing" and key != "num_images":
                     continue
-                if got.get(key) != value:
-                    problems.append(f"{split}.{key}: {got.get(key)} != {value}")
-        reasons = {s["relpath"]: s["reason"] for s in manifest["skipped"]}
+                got = getattr(entry, key, None)
+                if got != value:
+                    problems.append(f"{split}.{key}: {got} != {value}")
+        reasons = {s["relpath"]: s["reason"] for s in manifest.skipped}
         if sorted(reasons) != sorted(self.skipped):
             problems.append(f"skipped {sorted(reasons)} != {sorted(self.skipped)}")
         for path, keyword in self.skipped.items():
             if path in reasons and not reasons[path].startswith(keyword):
                 problems.append(f"{path}: reason {reasons[path]!r} does not start with {keyword!r}")
         for key, value in self.info.items():
-            if manifest["info"].get(key) != value:
-                problems.append(f"info.{key}: {manifest['info'].get(key)} != {value}")
+            if manifest.info.get(key) != value:
+                problems.append(f"info.{key}: {manifest.info.get(key)} != {value}")
         return problems
 
 
