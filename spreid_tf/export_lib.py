@@ -181,14 +181,14 @@ def _resize_if_needed(images: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
 def _parsing_outputs_model(model: keras.Model, kind: str) -> keras.Model:
     """A model sharing `model`'s layers: {"logits": stride-16 LIP logits, "semantic_maps"}."""
     if kind == run_folder.PARSING:
-        return keras.Model(model.input, {"logits": model.output["logits"]}, name="parse_outputs")
+        return keras.Model(model.input, {run_folder.LOGITS: model.output[run_folder.LOGITS]}, name="parse_outputs")
     try:
         logits = model.get_layer(run_folder.PARSING_STOP_GRADIENT).output
         maps = model.get_layer(run_folder.SEMANTIC_MAPS).output
     except ValueError as error:
         raise ValueError(f"SPReID model {model.name!r} lacks the layers 'parsing_stop_gradient' and "
                          "'semantic_maps' that build_spreid_model creates") from error
-    return keras.Model(model.input, {"logits": logits, "semantic_maps": maps}, name="parse_outputs")
+    return keras.Model(model.input, {run_folder.LOGITS: logits, SEMANTIC_MAPS: maps}, name="parse_outputs")
 
 
 class _Untracked:
@@ -262,7 +262,7 @@ class ServingModule(tf.Module):
     def _parse_bytes_fn(self, image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
         images = tf.cast(decode_and_resize(image_bytes, self.size), tf.float32)
         outputs = self._keras.value["parse_model"](images, training=False)
-        logits = tf.cast(outputs["logits"], tf.float32)
+        logits = tf.cast(outputs[run_folder.LOGITS], tf.float32)
         if "semantic_maps" in outputs:
             maps = tf.cast(outputs["semantic_maps"], tf.float32)
         else:

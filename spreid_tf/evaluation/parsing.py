@@ -13,9 +13,11 @@ import tensorflow as tf
 from spreid_tf import lip, run_folder, segmentation_metrics
 from spreid_tf.data import pipelines
 
+DEFAULT_BATCH_SIZE = 8  # 512x512 crops: a CPU's memory
+
 
 def evaluate_parsing(model: keras.Model, files: Sequence[str | os.PathLike], crop_size: tuple[int, int],
-                     batch_size: int = 8, num_classes: int = lip.NUM_CLASSES) -> dict:
+                     batch_size: int = DEFAULT_BATCH_SIZE, num_classes: int = lip.NUM_CLASSES) -> dict:
     """Pixel accuracy, mean accuracy and mean IoU of a parsing model on LIP-style records.
 
     Images are fitted into `crop_size` and padded (`pipelines.parsing_dataset` with

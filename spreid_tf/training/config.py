@@ -20,6 +20,8 @@ from typing import Any
 import tensorflow as tf
 
 from spreid_tf.data import pipelines
+from spreid_tf.evaluation import parsing as parsing_evaluation
+from spreid_tf.evaluation import reid as reid_evaluation
 from spreid_tf.models.parsing import PARSING_BACKBONES
 from spreid_tf.training.schedules import SCHEDULES
 from spreid_tf.training.strategy import STRATEGIES
@@ -148,7 +150,7 @@ class ReidConfig:
     weights: str | None = "imagenet"
     init_from: str | None = None
     evaluate: bool = True
-    eval_batch_size: int = 64
+    eval_batch_size: int = reid_evaluation.DEFAULT_BATCH_SIZE
     shuffle_buffer: int = pipelines.DEFAULT_SHUFFLE_BUFFER
     optimization: OptimizationConfig = OptimizationConfig()
     runtime: RuntimeConfig = RuntimeConfig()
@@ -197,7 +199,7 @@ class ParsingConfig:
     backbone: str = "inception_v3"
     decoder: bool = False
     evaluate: bool = True
-    eval_batch_size: int = 8
+    eval_batch_size: int = parsing_evaluation.DEFAULT_BATCH_SIZE
     shuffle_buffer: int = pipelines.DEFAULT_PARSING_SHUFFLE_BUFFER
     optimization: OptimizationConfig = OptimizationConfig(total_steps=30_000, head_lr_multiplier=10.0)
     runtime: RuntimeConfig = RuntimeConfig()

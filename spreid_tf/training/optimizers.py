@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import keras
 
+from spreid_tf import run_folder
 from spreid_tf.models.parsing import ASPP_NAME, CLASSIFIER_NAME, DECODER_NAME
 from spreid_tf.training import schedules
 
@@ -32,7 +33,7 @@ def parsing_head_layers(model: keras.Model) -> tuple[str, ...]:
     names = {layer.name for layer in model.layers}
     return PARSING_HEAD_LAYERS + ((DECODER_NAME,) if DECODER_NAME in names else ())
 # The re-id models' identity classifier (build_baseline_model / build_spreid_model).
-REID_CLASSIFIER_LAYERS: tuple[str, ...] = ("classifier",)
+REID_CLASSIFIER_LAYERS: tuple[str, ...] = (run_folder.CLASSIFIER,)
 
 
 @keras.saving.register_keras_serializable(package="spreid_tf")

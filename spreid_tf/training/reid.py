@@ -49,7 +49,8 @@ def check_model_files(config: ReidConfig) -> None:
                                 "parsing.keras that `python -m spreid_tf.train_parsing` writes)")
 
 
-def load_initial_weights(model: keras.Model, source: str, skip: tuple[str, ...] = ("classifier",)) -> list[str]:
+def load_initial_weights(model: keras.Model, source: str,
+                         skip: tuple[str, ...] = optimizers.REID_CLASSIFIER_LAYERS) -> list[str]:
     """Copies the weights of a trained model into `model`, layer by layer, except `skip`.
 
     Phase 2 starts from phase 1 with a new classifier (the new dataset has other

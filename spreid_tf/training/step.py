@@ -28,7 +28,7 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from spreid_tf import lip
+from spreid_tf import lip, run_folder
 from spreid_tf.training.optimizers import VariableGroup
 
 # (outputs, labels) -> LossSums
@@ -44,8 +44,8 @@ class LossSums(NamedTuple):
 
 
 def reid_loss(outputs: dict, labels: tf.Tensor) -> LossSums:
-    """Softmax cross-entropy over identities (`outputs["logits"]`), summed over the batch."""
-    logits = tf.cast(outputs["logits"], tf.float32)
+    """Softmax cross-entropy over identities (`outputs[run_folder.LOGITS]`), summed over the batch."""
+    logits = tf.cast(outputs[run_folder.LOGITS], tf.float32)
     labels = tf.cast(labels, tf.int32)
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
     correct = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels)
@@ -59,7 +59,7 @@ def parsing_loss(outputs: dict, masks: tf.Tensor, ignore_label: int = lip.IGNORE
     The stride-16 logits are bilinearly upsampled to the mask's size (as TF DeepLab
     does), so every labelled pixel of the crop contributes.
     """
-    logits = tf.cast(outputs["logits"], tf.float32)
+    logits = tf.cast(outputs[run_folder.LOGITS], tf.float32)
     size = tf.shape(masks)[1:3]
     logits = tf.image.resize(logits, size, method="bilinear")
     labels = tf.cast(masks[..., 0], tf.int32)
