@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from spreid_tf import lip
+from spreid_tf import lip, run_folder
 from spreid_tf.layers import ASPP, DeepLabDecoder, ResizeLike
 from spreid_tf.models.applications import check_input_shape
 from spreid_tf.models.inception_dilated import build_dilated_inception_v3
@@ -12,7 +12,7 @@ from spreid_tf.models.mobilenet_dilated import build_dilated_mobilenet_v2
 
 # Layer names used to split variables into learning-rate groups when training.
 ASPP_NAME = "aspp"
-CLASSIFIER_NAME = "classifier"
+CLASSIFIER_NAME = "classifier"  # the parsing classifier (1x1 to the 20 LIP labels)
 DECODER_NAME = "decoder"
 # backbone name -> the name of its sub-model in the parsing model.
 BACKBONE_NAMES = {"inception_v3": "inception_v3_dilated", "mobilenet_v2": "mobilenet_v2_dilated"}
@@ -85,7 +85,7 @@ def build_parsing_model(
     if decoder:
         x = DeepLabDecoder(filters=aspp_filters, name=DECODER_NAME)([x, low_level])
     logits = keras.layers.Conv2D(num_classes, 1, name=CLASSIFIER_NAME)(x)
-    logits = keras.layers.Activation("linear", dtype="float32", name="logits")(logits)
+    logits = keras.layers.Activation("linear", dtype="float32", name=run_folder.LOGITS)(logits)
     upsampled = ResizeLike(dtype="float32", name="upsample")([logits, inputs])
-    probabilities = keras.layers.Softmax(dtype="float32", name="probabilities")(upsampled)
-    return keras.Model(inputs, {"logits": logits, "probabilities": probabilities}, name=name)
+    probabilities = keras.layers.Softmax(dtype="float32", name=run_folder.PROBABILITIES)(upsampled)
+    return keras.Model(inputs, {run_folder.LOGITS: logits, run_folder.PROBABILITIES: probabilities}, name=name)

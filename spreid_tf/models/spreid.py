@@ -7,7 +7,7 @@ import os
 import keras
 from keras import ops
 
-from spreid_tf import lip
+from spreid_tf import lip, run_folder
 from spreid_tf.layers import GroupLIPProbabilities, PartMaxPooling, ResizeTo, SemanticPooling, StopGradient
 from spreid_tf.models.backbones import build_backbone, check_backbone, feature_channels, input_shape_from_size
 from spreid_tf.models.parsing import build_parsing_model
@@ -31,10 +31,10 @@ def _check_num_identities(num_identities: int) -> int:
 
 
 def _classifier_and_outputs(embedding, num_identities: int):
-    embedding = keras.layers.Activation("linear", dtype="float32", name="embedding")(embedding)
-    logits = keras.layers.Dense(num_identities, name="classifier")(embedding)
-    logits = keras.layers.Activation("linear", dtype="float32", name="logits")(logits)
-    return {"embedding": embedding, "logits": logits}
+    embedding = keras.layers.Activation("linear", dtype="float32", name=run_folder.EMBEDDING)(embedding)
+    logits = keras.layers.Dense(num_identities, name=run_folder.CLASSIFIER)(embedding)
+    logits = keras.layers.Activation("linear", dtype="float32", name=run_folder.LOGITS)(logits)
+    return {run_folder.EMBEDDING: embedding, run_folder.LOGITS: logits}
 
 
 def build_baseline_model(
@@ -131,13 +131,13 @@ def build_spreid_model(
 
     parsing = _resolve_parsing_model(parsing_model, input_shape)
     # Only the stride-16 logits are needed: skip the full-resolution upsampling.
-    parsing_branch = keras.Model(parsing.input, parsing.get_layer("logits").output, name="parsing_branch")
+    parsing_branch = keras.Model(parsing.input, parsing.get_layer(run_folder.LOGITS).output, name="parsing_branch")
     parsing_branch.trainable = False
 
     inputs = keras.Input(input_shape, name="image")
-    parsing_logits = StopGradient(name="parsing_stop_gradient")(parsing_branch(inputs, training=False))
-    probabilities = keras.layers.Softmax(dtype="float32", name="parsing_softmax")(parsing_logits)
-    maps = GroupLIPProbabilities(name="semantic_maps")(probabilities)
+    parsing_logits = StopGradient(name=run_folder.PARSING_STOP_GRADIENT)(parsing_branch(inputs, training=False))
+    probabilities = keras.layers.Softmax(dtype="float32", name=run_folder.PARSING_SOFTMAX)(parsing_logits)
+    maps = GroupLIPProbabilities(name=run_folder.SEMANTIC_MAPS)(probabilities)
 
     reid_image = inputs
     if reid_size != input_shape[:2]:
