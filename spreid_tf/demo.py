@@ -41,6 +41,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -432,19 +433,27 @@ def run_demo(workdir: str | os.PathLike, settings: DemoSettings = DemoSettings()
     context = multiprocessing.get_context("spawn")  # a fresh TensorFlow runtime per worker
     # One process per job (maxtasksperchild=1): what ran before in a worker changed the next job's numbers.
     with context.Pool(2, initializer=_init_worker, maxtasksperchild=1) as pool:
-        logger.info("Training the parser (%d steps) and the baselines (%d steps, seeds %s) in two processes",
-                    settings.parsing_steps, settings.reid_steps, list(settings.seeds))
-        parser_job = pool.apply_async(_parsing_job, (settings, str(data["lip"]), str(runs / "parsing")))
-        jobs = {(BASELINE, seed): pool.apply_async(_reid_job, (settings, BASELINE, data, seed,
-                                                               str(runs / f"{BASELINE}_seed{seed}")))
-                for seed in settings.seeds}
-        parser = parser_job.get()
-        logger.info("Parser on synthetic LIP val: five-group mean IoU %.3f, 20-label mean IoU %.3f",
-                    parser["eval"]["group_mean_iou"], parser["eval"]["mean_iou"])
-        for seed in settings.seeds:
-            jobs[(SPREID, seed)] = pool.apply_async(_reid_job, (settings, SPREID, data, seed,
-                                                                str(runs / f"{SPREID}_seed{seed}"), parser["model"]))
-        results = {key: job.get() for key, job in jobs.items()}
+        try:
+            logger.info("Training the parser (%d steps) and the baselines (%d steps, seeds %s) in two processes",
+                        settings.parsing_steps, settings.reid_steps, list(settings.seeds))
+            parser_job = pool.apply_async(_parsing_job, (settings, str(data["lip"]), str(runs / "parsing")))
+            jobs = {(BASELINE, seed): pool.apply_async(_reid_job, (settings, BASELINE, data, seed,
+                                                                   str(runs / f"{BASELINE}_seed{seed}")))
+                    for seed in settings.seeds}
+            parser = parser_job.get()
+            logger.info("Parser on synthetic LIP val: five-group mean IoU %.3f, 20-label mean IoU %.3f",
+                        parser["eval"]["group_mean_iou"], parser["eval"]["mean_iou"])
+            for seed in settings.seeds:
+                run_dir = str(runs / f"{SPREID}_seed{seed}")
+                jobs[(SPREID, seed)] = pool.apply_async(_reid_job, (settings, SPREID, data, seed, run_dir,
+                                                                    parser["model"]))
+            results = {key: job.get() for key, job in jobs.items()}
+        except KeyboardInterrupt:
+            # Ctrl-C: the workers (which ignore SIGINT) stop now, mid-step (the next demo starts its
+            # runs afresh); the pool's own SIGTERM would let each finish its step and checkpoint first.
+            for worker in multiprocessing.active_children():
+                worker.kill()
+            raise
 
     per_seed: dict[str, list[dict]] = {k: [] for k in (UNTRAINED, BASELINE, SPREID, GT_MASKS, UNIFORM_MAPS)}
     training: dict[str, list[dict]] = {BASELINE: [], SPREID: []}
@@ -583,4 +592,6 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(cli.one_line_errors(main))
+    # After Ctrl-C a normal exit (sys.exit), not cli.exit_now: multiprocessing must unlink its
+    # semaphores at exit, or its resource tracker warns about leaked ones.
+    app.run(cli.one_line_errors(main, on_interrupt=sys.exit))

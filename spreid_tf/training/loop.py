@@ -73,13 +73,13 @@ def _stop_on_signals(enabled: bool) -> Iterator[list[str]]:
     """While active, SIGINT (Ctrl-C) and SIGTERM (preemption) ask the loop to stop at the next step.
 
     Yields a list that receives the signal's name. A second Ctrl-C interrupts at once, as
-    usual. Only in the main thread (Python's rule for handlers), when `enabled`, and when
-    SIGINT is not ignored (the Unix convention for background jobs and for worker
-    processes whose parent handles Ctrl-C, as the demo's do): there both keep their action.
+    usual. Only in the main thread (Python's rule for handlers) and when `enabled`. An
+    ignored SIGINT stays ignored (the Unix convention for background jobs, and for worker
+    processes whose parent answers Ctrl-C, as the demo's do); SIGTERM is handled regardless,
+    so a run started with nohup still checkpoints when its machine is preempted.
     """
     received: list[str] = []
-    if (not enabled or threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
+    if not enabled or threading.current_thread() is not threading.main_thread():
         yield received
         return
 
@@ -90,7 +90,8 @@ def _stop_on_signals(enabled: bool) -> Iterator[list[str]]:
         received.append(name)
         logger.warning("%s: stopping after this step with a checkpoint (Ctrl-C again to stop at once)", name)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handled = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else [])
+    previous = {sig: signal.signal(sig, handler) for sig in handled}
     try:
         yield received
     finally:

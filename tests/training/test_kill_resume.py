@@ -72,12 +72,19 @@ def test_ctrl_c_or_sigterm_stops_after_the_step_with_a_checkpoint(tmp_path, sign
         return outputs
 
     trainer.train_step = step_then_signal
+    # As in a terminal: Ctrl-C raises KeyboardInterrupt. (A test run started in the background,
+    # as CI may be, inherits an ignored SIGINT, which the loop rightly leaves ignored.)
+    terminal = signal.signal(signal.SIGINT, signal.default_int_handler)
     before = signal.getsignal(signum)
-    result = loop.train_loop(trainer, script.killable_dataset_fn, total_steps=script.KILLABLE_TOTAL_STEPS,
-                             model_dir=model_dir, global_batch_size=script.GLOBAL_BATCH, checkpoint_every=25)
+    try:
+        result = loop.train_loop(trainer, script.killable_dataset_fn, total_steps=script.KILLABLE_TOTAL_STEPS,
+                                 model_dir=model_dir, global_batch_size=script.GLOBAL_BATCH, checkpoint_every=25)
+    finally:
+        after = signal.getsignal(signum)
+        signal.signal(signal.SIGINT, terminal)
     assert (result.final_step, result.interrupted) == (7, signal.Signals(signum).name)
     assert result.checkpoint == tf.train.latest_checkpoint(model_dir) and result.checkpoint.endswith("ckpt-7")
-    assert signal.getsignal(signum) is before  # the handlers are the caller's again
+    assert after is before  # the handlers are the caller's again
     assert loop.interrupted_exit_status(result.interrupted) == 128 + signum
     assert loop.interrupted_exit_status(None) == 0
     # The same command resumes from there.
@@ -85,3 +92,28 @@ def test_ctrl_c_or_sigterm_stops_after_the_step_with_a_checkpoint(tmp_path, sign
     resumed = loop.train_loop(again, script.killable_dataset_fn, total_steps=script.KILLABLE_TOTAL_STEPS,
                               model_dir=model_dir, global_batch_size=script.GLOBAL_BATCH, stop_after=9)
     assert (resumed.start_step, resumed.final_step, resumed.interrupted) == (7, 9, None)
+
+
+def test_an_ignored_sigint_stays_ignored_and_sigterm_is_still_handled(tmp_path):
+    trainer = script.killable_trainer()
+    train_step, calls = trainer.train_step, []
+
+    def step_then_signals(iterator):
+        outputs = train_step(iterator)
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # a background job's Ctrl-C: ignored
+        if len(calls) == 5:
+            os.kill(os.getpid(), signal.SIGTERM)  # its machine's preemption notice: handled
+        return outputs
+
+    trainer.train_step = step_then_signals
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        result = loop.train_loop(trainer, script.killable_dataset_fn, total_steps=script.KILLABLE_TOTAL_STEPS,
+                                 model_dir=str(tmp_path / "run"), global_batch_size=script.GLOBAL_BATCH,
+                                 checkpoint_every=25)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert (result.final_step, result.interrupted) == (5, "SIGTERM")
