@@ -151,7 +151,9 @@ def evaluate_run(
             alone = directory.name if names.count(directory.name) == 1 else str(directory)
             single = score(feature_sets[directory]["query"].embedding, feature_sets[directory]["gallery"].embedding)
             rows[alone], curves[alone] = single.as_dict(), single.cmc
-    result = score(q_emb, g_emb)
+    # One distance matrix for the main row, the worst queries and the ranked lists.
+    distmat = metrics.pairwise_distance(q_emb, g_emb, metric)
+    result = protocols.score_distances(distmat, q.person_id, g.person_id, q.camera_id, g.camera_id, protocol)
     rows[name], curves[name] = result.as_dict(), result.cmc
     logger.info("scored in %.1f s", time.time() - started)
     if rerank_results:
@@ -166,7 +168,6 @@ def evaluate_run(
         curves, title=f"CMC: {manifest.dataset} ({protocols.describe(protocol, metric)})"))
 
     # Ranked lists for chosen queries, or the worst ones.
-    distmat = metrics.pairwise_distance(q_emb, g_emb, metric)
     if queries:
         lookup = {f: i for i, f in enumerate(q.filename)}
         missing = [f for f in queries if f not in lookup]
