@@ -23,10 +23,10 @@ from spreid_tf.data import pipelines
 from spreid_tf.evaluation import parsing as parsing_evaluation
 from spreid_tf.evaluation import reid as reid_evaluation
 from spreid_tf.models.parsing import PARSING_BACKBONES
+from spreid_tf.run_folder import CONFIG_FILENAME
 from spreid_tf.training.schedules import SCHEDULES
 from spreid_tf.training.strategy import STRATEGIES
 
-CONFIG_FILENAME = "config.json"
 REID_MODELS = ("baseline", "spreid")
 
 
