@@ -34,7 +34,8 @@ class DatasetInfo:
         read: `read(root: Path, **options) -> ReadResult`.
         expected_tree: the raw folder tree, drawn as in the reader's docstring.
         url: where to get the raw data.
-        reference: the paper to cite.
+        reference: the paper to cite, in one line (manifests, logs).
+        citation: the same paper(s) as BibTeX (TensorFlow Datasets' DatasetInfo.citation).
         kind: "reid" (re-id Examples) or "parsing" (image + mask Examples).
         splits: the splits the reader returns.
         train_split: the split that gets contiguous training labels ("train");
@@ -51,6 +52,7 @@ class DatasetInfo:
     expected_tree: str
     url: str = ""
     reference: str = ""
+    citation: str = ""
     kind: str = "reid"
     splits: tuple[str, ...] = ("train", "query", "gallery")
     train_split: str | None = "train"

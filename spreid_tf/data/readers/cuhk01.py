@@ -75,11 +75,22 @@ def read(root: Path, split: str = "standard", split_index: int = 0, seed: int = 
     return ReadResult(splits=splits, skipped=skipped, info=info)
 
 
+CITATION = """\
+@inproceedings{li2012human,
+  title     = {Human Reidentification with Transferred Metric Learning},
+  author    = {Li, Wei and Zhao, Rui and Wang, Xiaogang},
+  booktitle = {Asian Conference on Computer Vision (ACCV)},
+  year      = {2012}
+}
+"""
+
+
 INFO = DatasetInfo(
     name=NAME,
     read=read,
     expected_tree=EXPECTED_TREE,
     url="http://www.ee.cuhk.edu.hk/~xgwang/CUHK_identification.html",
     reference="Li, Zhao and Wang, Human Reidentification with Transferred Metric Learning, ACCV 2012",
+    citation=CITATION,
     merge_options={"split": "all"},
 )

@@ -96,11 +96,22 @@ def read(root: Path, split: str = "standard", split_index: int = 0) -> ReadResul
         skipped=skipped, info=info)
 
 
+CITATION = """\
+@inproceedings{li2013locally,
+  title     = {Locally Aligned Feature Transforms across Views},
+  author    = {Li, Wei and Wang, Xiaogang},
+  booktitle = {IEEE Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year      = {2013}
+}
+"""
+
+
 INFO = DatasetInfo(
     name=NAME,
     read=read,
     expected_tree=EXPECTED_TREE,
     url="http://www.ee.cuhk.edu.hk/~xgwang/CUHK_identification.html",
     reference="Li and Wang, Locally Aligned Feature Transforms across Views, CVPR 2013",
+    citation=CITATION,
     merge_options={"split": "all"},
 )

@@ -284,6 +284,22 @@ def evaluation_protocol(reader_info: dict) -> str:
     return CUHK03_CLASSIC_PROTOCOL if reader_info.get("protocol") == "classic" else MARKET1501_PROTOCOL
 
 
+CITATION = """\
+@inproceedings{li2014deepreid,
+  title     = {DeepReID: Deep Filter Pairing Neural Network for Person Re-identification},
+  author    = {Li, Wei and Zhao, Rui and Xiao, Tong and Wang, Xiaogang},
+  booktitle = {IEEE Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year      = {2014}
+}
+@inproceedings{zhong2017reranking,
+  title     = {Re-ranking Person Re-identification with k-reciprocal Encoding},
+  author    = {Zhong, Zhun and Zheng, Liang and Cao, Donglin and Li, Shaozi},
+  booktitle = {IEEE Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year      = {2017}
+}
+"""
+
+
 INFO = DatasetInfo(
     name=NAME,
     read=read,
@@ -292,6 +308,7 @@ INFO = DatasetInfo(
     reference="Li et al., DeepReID: Deep Filter Pairing Neural Network for Person Re-identification, CVPR 2014; "
               "new protocol: Zhong et al., Re-ranking Person Re-identification with k-reciprocal Encoding, "
               "CVPR 2017",
+    citation=CITATION,
     merge_options={"image_type": "both"},
     protocol=evaluation_protocol,
 )

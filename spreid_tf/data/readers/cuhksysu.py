@@ -56,11 +56,22 @@ def read(root: Path) -> ReadResult:
     return ReadResult(splits={"train": records}, skipped=skipped, info=info)
 
 
+CITATION = """\
+@inproceedings{xiao2017joint,
+  title     = {Joint Detection and Identification Feature Learning for Person Search},
+  author    = {Xiao, Tong and Li, Shuang and Wang, Bochao and Lin, Liang and Wang, Xiaogang},
+  booktitle = {IEEE Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year      = {2017}
+}
+"""
+
+
 INFO = DatasetInfo(
     name=NAME,
     read=read,
     expected_tree=EXPECTED_TREE,
     url="http://www.ee.cuhk.edu.hk/~xgwang/PS/dataset.html",
     reference="Xiao et al., Joint Detection and Identification Feature Learning for Person Search, CVPR 2017",
+    citation=CITATION,
     splits=("train",),
 )

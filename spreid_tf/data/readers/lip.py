@@ -98,6 +98,16 @@ def read(root: Path) -> ReadResult:
     return ReadResult(splits=splits, skipped=skipped, info=info)
 
 
+CITATION = """\
+@inproceedings{gong2017look,
+  title     = {Look into Person: Self-supervised Structure-sensitive Learning and A New Benchmark for Human Parsing},
+  author    = {Gong, Ke and Liang, Xiaodan and Zhang, Dongyu and Shen, Xiaohui and Lin, Liang},
+  booktitle = {IEEE Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year      = {2017}
+}
+"""
+
+
 INFO = DatasetInfo(
     name=NAME,
     read=read,
@@ -105,6 +115,7 @@ INFO = DatasetInfo(
     url="http://sysu-hcp.net/lip/overview.php",
     reference="Gong et al., Look into Person: Self-supervised Structure-sensitive Learning and A New "
               "Benchmark for Human Parsing, CVPR 2017",
+    citation=CITATION,
     kind="parsing",
     splits=SPLITS,
     train_split=None,

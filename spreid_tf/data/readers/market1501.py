@@ -55,10 +55,21 @@ def read(root: Path) -> ReadResult:
     return result
 
 
+CITATION = """\
+@inproceedings{zheng2015scalable,
+  title     = {Scalable Person Re-identification: A Benchmark},
+  author    = {Zheng, Liang and Shen, Liyue and Tian, Lu and Wang, Shengjin and Wang, Jingdong and Tian, Qi},
+  booktitle = {IEEE International Conference on Computer Vision (ICCV)},
+  year      = {2015}
+}
+"""
+
+
 INFO = DatasetInfo(
     name=NAME,
     read=read,
     expected_tree=EXPECTED_TREE,
     url="http://zheng-lab.cecs.anu.edu.au/Project/project_reid.html",
     reference="Zheng et al., Scalable Person Re-identification: A Benchmark, ICCV 2015",
+    citation=CITATION,
 )

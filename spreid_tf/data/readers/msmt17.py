@@ -118,10 +118,21 @@ def read(root: Path, include_val: bool = True) -> ReadResult:
                       skipped=skipped, info=info)
 
 
+CITATION = """\
+@inproceedings{wei2018person,
+  title     = {Person Transfer GAN to Bridge Domain Gap for Person Re-Identification},
+  author    = {Wei, Longhui and Zhang, Shiliang and Gao, Wen and Tian, Qi},
+  booktitle = {IEEE Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year      = {2018}
+}
+"""
+
+
 INFO = DatasetInfo(
     name=NAME,
     read=read,
     expected_tree=EXPECTED_TREE,
     url="https://www.pkuvmc.com/dataset.html",
     reference="Wei et al., Person Transfer GAN to Bridge Domain Gap for Person Re-Identification, CVPR 2018",
+    citation=CITATION,
 )

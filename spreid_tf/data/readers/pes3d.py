@@ -97,6 +97,16 @@ def choose_queries(records: list[Record], test_ids: list[int], seed: int, split_
     return {sorted(by_id[pid])[rng.integers(len(by_id[pid]))] for pid in sorted(test_ids) if pid in by_id}
 
 
+CITATION = """\
+@inproceedings{baltieri20113dpes,
+  title     = {3DPeS: 3D People Dataset for Surveillance and Forensics},
+  author    = {Baltieri, Davide and Vezzani, Roberto and Cucchiara, Rita},
+  booktitle = {Joint ACM Workshop on Human Gesture and Behavior Understanding (J-HGBU)},
+  year      = {2011}
+}
+"""
+
+
 INFO = DatasetInfo(
     name=NAME,
     read=read,
@@ -104,5 +114,6 @@ INFO = DatasetInfo(
     url="http://imagelab.ing.unimore.it/3DPeS/3dPES_data/3DPeS_ReId_Snap.zip",
     reference="Baltieri, Vezzani and Cucchiara, 3DPeS: 3D People Dataset for Surveillance and Forensics, "
               "J-HGBU 2011",
+    citation=CITATION,
     merge_options={"split": "all"},
 )

@@ -103,6 +103,16 @@ def read(root: Path, split: str = "standard", split_index: int = 0, seed: int = 
         skipped=skipped, info=info)
 
 
+CITATION = """\
+@inproceedings{hirzer2011person,
+  title     = {Person Re-Identification by Descriptive and Discriminative Classification},
+  author    = {Hirzer, Martin and Beleznai, Csaba and Roth, Peter M. and Bischof, Horst},
+  booktitle = {Scandinavian Conference on Image Analysis (SCIA)},
+  year      = {2011}
+}
+"""
+
+
 INFO = DatasetInfo(
     name=NAME,
     read=read,
@@ -110,5 +120,6 @@ INFO = DatasetInfo(
     url="https://www.tugraz.at/institute/icg/research/team-bischof/lrs/downloads/PRID11/",
     reference="Hirzer et al., Person Re-Identification by Descriptive and Discriminative Classification, "
               "SCIA 2011",
+    citation=CITATION,
     merge_options={"split": "all"},
 )

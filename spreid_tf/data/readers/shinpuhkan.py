@@ -70,6 +70,16 @@ def read(root: Path, split: str = "standard", split_index: int = 0) -> ReadResul
     return ReadResult(splits={"train": records}, skipped=skipped, info=info)
 
 
+CITATION = """\
+@inproceedings{kawanishi2014shinpuhkan2014,
+  title     = {Shinpuhkan2014: A Multi-Camera Pedestrian Dataset for Tracking People across Multiple Cameras},
+  author    = {Kawanishi, Yasutomo and Wu, Yang and Mukunoki, Masaaki and Minoh, Michihiko},
+  booktitle = {Korea-Japan Joint Workshop on Frontiers of Computer Vision (FCV)},
+  year      = {2014}
+}
+"""
+
+
 INFO = DatasetInfo(
     name=NAME,
     read=read,
@@ -77,6 +87,7 @@ INFO = DatasetInfo(
     url="http://www.mm.media.kyoto-u.ac.jp/en/datasets/shinpuhkan/",
     reference="Kawanishi et al., Shinpuhkan2014: A Multi-Camera Pedestrian Dataset for Tracking People across "
               "Multiple Cameras, FCV 2014",
+    citation=CITATION,
     splits=("train",),
     merge_options={"split": "all"},
 )

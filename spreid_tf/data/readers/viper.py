@@ -87,6 +87,16 @@ def read(root: Path, split: str = "standard", split_index: int = 0, seed: int = 
     return ReadResult(splits=splits, skipped=skipped, info=info)
 
 
+CITATION = """\
+@inproceedings{gray2007evaluating,
+  title     = {Evaluating Appearance Models for Recognition, Reacquisition, and Tracking},
+  author    = {Gray, Douglas and Brennan, Shane and Tao, Hai},
+  booktitle = {IEEE International Workshop on Performance Evaluation for Tracking and Surveillance (PETS)},
+  year      = {2007}
+}
+"""
+
+
 INFO = DatasetInfo(
     name=NAME,
     read=read,
@@ -94,5 +104,6 @@ INFO = DatasetInfo(
     url="https://vision.soe.ucsc.edu/node/178",
     reference="Gray, Brennan and Tao, Evaluating Appearance Models for Recognition, Reacquisition, and "
               "Tracking, PETS 2007",
+    citation=CITATION,
     merge_options={"split": "all"},
 )
