@@ -20,6 +20,8 @@ from absl import app, flags, logging
 from spreid_tf import cli
 
 cli.quiet_tensorflow_logs()  # the converter names each bad image itself
+if __name__ == "__main__":
+    cli.interrupt_quietly_while_loading()  # Ctrl-C while TensorFlow loads: one line
 
 from spreid_tf.data import convert, registry  # noqa: E402
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 import sys
 from typing import Callable
 
@@ -43,6 +44,23 @@ def quiet_tensorflow_logs() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def _interrupted_while_loading(signum, frame) -> None:
+    print("interrupted", file=sys.stderr, flush=True)
+    os._exit(130)
+
+
+def interrupt_quietly_while_loading() -> None:
+    """Ctrl-C before `main` starts (while TensorFlow loads, ~3 s) ends in one line too.
+
+    A binary calls this first thing under `if __name__ == "__main__":`, before its heavy
+    imports: until `one_line_errors` starts `main`, Ctrl-C prints `interrupted` and exits
+    with 130 (nothing has been written yet); Python's import machinery would print a
+    KeyboardInterrupt traceback. An ignored SIGINT (a background job) stays ignored.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupted_while_loading)
+
+
 def exit_now(status: int) -> None:
     """Flushes the output streams and the log handlers, then ends the process without teardown."""
     sys.stdout.flush()
@@ -60,6 +78,8 @@ def one_line_errors(main: Callable[[list[str]], None],
 
     @functools.wraps(main)
     def wrapped(argv: list[str]) -> None:
+        if signal.getsignal(signal.SIGINT) is _interrupted_while_loading:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         if os.environ.get(TRACEBACK_VARIABLE):
             return main(argv)
         try:

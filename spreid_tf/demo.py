@@ -46,22 +46,27 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
-import keras
-import numpy as np
-import tensorflow as tf
-from absl import app, flags
+from spreid_tf import cli
 
-from spreid_tf import atomic, cli, lip
-from spreid_tf.data import pipelines, synthetic
-from spreid_tf.data.convert import convert_dataset
-from spreid_tf.data.manifest import split_shards
-from spreid_tf.data.synthetic import files, part_layout, people
-from spreid_tf.evaluation import protocols
-from spreid_tf.evaluation.features import FeatureSet, extract_features, l2_normalize
-from spreid_tf.models import build_baseline_model, build_pooling_probe
-from spreid_tf.training import config as config_lib
-from spreid_tf.training import parsing, reid
+if __name__ == "__main__":
+    cli.interrupt_quietly_while_loading()  # Ctrl-C while TensorFlow loads: one line
+
+import cv2  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from spreid_tf import atomic, lip  # noqa: E402
+from spreid_tf.data import pipelines, synthetic  # noqa: E402
+from spreid_tf.data.convert import convert_dataset  # noqa: E402
+from spreid_tf.data.manifest import split_shards  # noqa: E402
+from spreid_tf.data.synthetic import files, part_layout, people  # noqa: E402
+from spreid_tf.evaluation import protocols  # noqa: E402
+from spreid_tf.evaluation.features import FeatureSet, extract_features, l2_normalize  # noqa: E402
+from spreid_tf.models import build_baseline_model, build_pooling_probe  # noqa: E402
+from spreid_tf.training import config as config_lib  # noqa: E402
+from spreid_tf.training import parsing, reid  # noqa: E402
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,13 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from spreid_tf import atomic, cli, evaluation, run_folder
-from spreid_tf.data.manifest import split_shards
+from spreid_tf import cli
+
+if __name__ == "__main__":
+    cli.interrupt_quietly_while_loading()  # Ctrl-C while TensorFlow loads: one line
+
+from spreid_tf import atomic, evaluation, run_folder  # noqa: E402
+from spreid_tf.data.manifest import split_shards  # noqa: E402
 
 FLAGS = flags.FLAGS
 

@@ -16,11 +16,15 @@ import sys
 from absl import app, flags, logging
 
 from spreid_tf import cli
-from spreid_tf.training import config as config_lib
-from spreid_tf.training import flags as training_flags
-from spreid_tf.training import inputs, loop
-from spreid_tf.training import parsing
-from spreid_tf.training import strategy as strategy_lib
+
+if __name__ == "__main__":
+    cli.interrupt_quietly_while_loading()  # Ctrl-C while TensorFlow loads: one line
+
+from spreid_tf.training import config as config_lib  # noqa: E402
+from spreid_tf.training import flags as training_flags  # noqa: E402
+from spreid_tf.training import inputs, loop  # noqa: E402
+from spreid_tf.training import parsing  # noqa: E402
+from spreid_tf.training import strategy as strategy_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
 

@@ -39,8 +39,8 @@ def _write_market(root: Path, num_train: int, num_gallery: int) -> None:
 
 
 def _run_until(command: list[str], ready, timeout: float = 240.0) -> tuple[int, float, str]:
-    """Starts `command` in its own process group, sends SIGINT to the group once `ready(output)`,
-    and returns (status, seconds from the signal to the exit, output)."""
+    """Starts `command` in its own process group, sends SIGINT to the group once
+    `ready(output, pid)`, and returns (status, seconds from the signal to the exit, output)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
     env.pop("SPREID_TF_TRACEBACK", None)
 
@@ -54,7 +54,7 @@ def _run_until(command: list[str], ready, timeout: float = 240.0) -> tuple[int, 
     reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
     reader.start()
     deadline = time.time() + timeout
-    while not ready("".join(lines)):
+    while not ready("".join(lines), process.pid):
         assert process.poll() is None, f"finished before the interrupt:\n{''.join(lines)[-3000:]}"
         assert time.time() < deadline, "".join(lines)[-3000:]
         time.sleep(0.01)
@@ -79,7 +79,7 @@ def test_ctrl_c_during_conversion_leaves_no_output(tmp_path):
     status, elapsed, output = _run_until(
         [sys.executable, "datasets/convert.py", "--dataset=market1501", f"--root={tmp_path / 'raw'}",
          f"--output_dir={out}", "--progress_every=100"],
-        lambda text: "train: checked: 100/" in text)
+        lambda text, pid: "train: checked: 100/" in text)
     _assert_one_line_interrupt(status, elapsed, output)
     # The conversion is written into a temporary sibling and renamed at the end: nothing is left.
     assert not out.exists() or list(out.iterdir()) == [], sorted(out.rglob("*"))
@@ -102,7 +102,7 @@ def test_ctrl_c_during_evaluation_keeps_only_whole_files(tmp_path):
         [sys.executable, "-m", "spreid_tf.evaluate", f"--model_dir={model_dir}",
          f"--data_dir={tmp_path / 'tfrecords'}", "--batch_size=16"],
         # The query split's cache is written: the gallery's extraction has begun.
-        lambda text: any(model_dir.glob("features_*_query.npz")))
+        lambda text, pid: any(model_dir.glob("features_*_query.npz")))
     _assert_one_line_interrupt(status, elapsed, output)
     left = sorted(p.name for p in model_dir.iterdir())
     assert [n for n in left if n.startswith("features_")] == [next(model_dir.glob("features_*_query.npz")).name]
@@ -110,3 +110,25 @@ def test_ctrl_c_during_evaluation_keeps_only_whole_files(tmp_path):
     assert not (model_dir / "eval_market1501").exists()
     with np.load(next(model_dir.glob("features_*_query.npz"))) as cached:
         assert cached["embedding"].shape[0] == 8
+
+
+def _loading_tensorflow(text: str, pid: int) -> bool:
+    """True once TensorFlow's library is mapped into the process: its import has begun (it
+    takes seconds; `main` starts only after it)."""
+    try:
+        return "libtensorflow" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc to see TensorFlow load")
+@pytest.mark.parametrize("command", [
+    ["datasets/convert.py", "--dataset=market1501"],
+    ["-m", "spreid_tf.evaluate"],
+    ["-m", "spreid_tf.train"],
+    ["-m", "spreid_tf.train_parsing"],
+    ["-m", "spreid_tf.demo"],
+], ids=lambda c: c[-1] if c[0] == "-m" else c[0])
+def test_ctrl_c_while_tensorflow_loads_is_one_line(command):
+    status, elapsed, output = _run_until([sys.executable, *command], _loading_tensorflow)
+    _assert_one_line_interrupt(status, elapsed, output)

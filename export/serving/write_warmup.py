@@ -18,6 +18,9 @@ from absl import app, flags, logging
 
 from spreid_tf import cli
 
+if __name__ == "__main__":
+    cli.interrupt_quietly_while_loading()  # Ctrl-C while TensorFlow loads: one line
+
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "Exported version folder.", required=True)
 _IMAGES = flags.DEFINE_string("images", None, "Folder, glob or list file of JPEG/PNG images.", required=True)
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 8, "How many images go into the requests.")
