@@ -22,8 +22,8 @@ class ASPP(keras.layers.Layer):
     Args:
         rates: dilation rates of the 3x3 branches (default 3, 6, 9, 12).
         pooling_filters, pointwise_filters, atrous_filters, output_filters: widths.
-        weight_decay: optional L2 kernel regulariser factor (None: none; SGD's
-            decoupled weight_decay is the usual route in this project).
+        epsilon: the batch norms' epsilon (Keras' default 1e-3; the authors' Chainer
+            network: 2e-5).
     """
 
     def __init__(
@@ -33,6 +33,7 @@ class ASPP(keras.layers.Layer):
         pointwise_filters: int = 512,
         atrous_filters: int = 256,
         output_filters: int = 1024,
+        epsilon: float = 1e-3,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -44,11 +45,12 @@ class ASPP(keras.layers.Layer):
         self.pointwise_filters = int(pointwise_filters)
         self.atrous_filters = int(atrous_filters)
         self.output_filters = int(output_filters)
+        self.epsilon = float(epsilon)
 
     def _conv_bn(self, filters: int, kernel: int, rate: int, name: str):
         conv = keras.layers.Conv2D(filters, kernel, padding="same", dilation_rate=rate, use_bias=False,
                                    dtype=self.dtype_policy, name=f"{name}_conv")
-        bn = keras.layers.BatchNormalization(dtype=self.dtype_policy, name=f"{name}_bn")
+        bn = keras.layers.BatchNormalization(epsilon=self.epsilon, dtype=self.dtype_policy, name=f"{name}_bn")
         return conv, bn
 
     def build(self, input_shape):
@@ -95,5 +97,6 @@ class ASPP(keras.layers.Layer):
             "pointwise_filters": self.pointwise_filters,
             "atrous_filters": self.atrous_filters,
             "output_filters": self.output_filters,
+            "epsilon": self.epsilon,
         })
         return config

@@ -26,6 +26,10 @@ APPLICATIONS: dict[str, tuple[Callable[..., keras.Model], str]] = {
 # torchreid's "last stride 1" ResNets. It keeps a feature grid that part pooling can use on
 # small inputs: 6x3 at 128x80 where the plain network has 2x1.
 INCEPTION_V3_OS16 = "inception_v3_os16"
+# The SPReID authors' InceptionV3 (their Chainer network: caffe preprocessing, batch norm with
+# scale and epsilon 2e-5, Chainer's pooling; `build_dilated_inception_v3(authors=True)`), for
+# their ImageNet initialisation converted by spreid_tf.convert_weights.
+INCEPTION_V3_AUTHORS = "inception_v3_authors"
 # MobileNetV2 (keras.applications, width 1.0), plain and at output stride 16
 # (`build_dilated_mobilenet_v2`): about a tenth of InceptionV3's work, for CPU runs.
 MOBILENET_V2, MOBILENET_V2_OS16 = "mobilenet_v2", "mobilenet_v2_os16"
@@ -35,7 +39,7 @@ MOBILENET_V2, MOBILENET_V2_OS16 = "mobilenet_v2", "mobilenet_v2_os16"
 # position (receptive fields of 500+ pixels) and part pooling then equals global pooling.
 MOBILENET_V2_C3 = "mobilenet_v2_c3"
 # keras.applications refuses smaller inputs.
-MIN_SIZE = {"inception_v3": 75, INCEPTION_V3_OS16: 75, "resnet50": 32, "resnet152": 32,
+MIN_SIZE = {"inception_v3": 75, INCEPTION_V3_OS16: 75, INCEPTION_V3_AUTHORS: 75, "resnet50": 32, "resnet152": 32,
             MOBILENET_V2: 32, MOBILENET_V2_OS16: 32, MOBILENET_V2_C3: 32}
 
 

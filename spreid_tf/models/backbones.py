@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import keras
 
-from spreid_tf.models.applications import (APPLICATIONS, INCEPTION_V3_OS16, MOBILENET_V2, MOBILENET_V2_C3,
-                                          MOBILENET_V2_OS16, build_application, check_input_shape)
+from spreid_tf.models.applications import (APPLICATIONS, INCEPTION_V3_AUTHORS, INCEPTION_V3_OS16, MOBILENET_V2,
+                                          MOBILENET_V2_C3, MOBILENET_V2_OS16, build_application, check_input_shape)
 from spreid_tf.models.inception_dilated import build_dilated_inception_v3
 from spreid_tf.models.mobilenet_dilated import build_dilated_mobilenet_v2
 
 _MOBILENET_C3_LAYER = "block_6_expand_relu"
 BACKBONES: tuple[str, ...] = tuple(APPLICATIONS) + (INCEPTION_V3_OS16, MOBILENET_V2, MOBILENET_V2_OS16,
-                                                     MOBILENET_V2_C3)
+                                                     MOBILENET_V2_C3, INCEPTION_V3_AUTHORS)
 FEATURE_CHANNELS = 2048
 _CHANNELS = {MOBILENET_V2: 1280, MOBILENET_V2_OS16: 1280, MOBILENET_V2_C3: 192}
 
@@ -53,10 +53,13 @@ def build_backbone(
     Args:
         name: one of BACKBONES: "inception_v3", "inception_v3_os16" (last reduction at
             stride 1), "resnet50", "resnet152", "mobilenet_v2", "mobilenet_v2_os16",
-            "mobilenet_v2_c3" (stride-8 features, 59 px receptive field).
+            "mobilenet_v2_c3" (stride-8 features, 59 px receptive field), "inception_v3_authors"
+            (the SPReID authors' InceptionV3, `build_dilated_inception_v3(authors=True)`).
         input_shape: (H, W, 3); H, W may be None.
         weights: None (random), "imagenet" (downloaded and cached by Keras when
-            online) or the path of a local weights file for that application.
+            online) or the path of a local weights file for that application
+            ("inception_v3_authors": the file spreid_tf.convert_weights writes from the
+            authors' ImageNet dump; no "imagenet").
         model_name: name of the returned model (default: `name`).
 
     Returns:
@@ -66,6 +69,9 @@ def build_backbone(
     """
     if check_backbone(name) == INCEPTION_V3_OS16:
         return build_dilated_inception_v3(input_shape, weights, model_name=model_name or name)
+    if name == INCEPTION_V3_AUTHORS:
+        return build_dilated_inception_v3(check_input_shape(input_shape, name), weights, output_stride=32,
+                                          authors=True, model_name=model_name or name)
     if name in (MOBILENET_V2, MOBILENET_V2_OS16, MOBILENET_V2_C3):
         output_stride = 16 if name == MOBILENET_V2_OS16 else 32
         network = build_dilated_mobilenet_v2(input_shape, weights, output_stride=output_stride,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import keras
 
 from spreid_tf import lip, run_folder
-from spreid_tf.layers import ASPP, DeepLabDecoder, ResizeLike
-from spreid_tf.models.applications import check_input_shape
-from spreid_tf.models.inception_dilated import build_dilated_inception_v3
+from spreid_tf.layers import ASPP, CeilModeMaxPooling2D, DeepLabDecoder, ResizeLike
+from spreid_tf.models.applications import INCEPTION_V3_AUTHORS, check_input_shape
+from spreid_tf.models.inception_dilated import AUTHORS_BATCHNORM_EPSILON, build_dilated_inception_v3
 from spreid_tf.models.mobilenet_dilated import build_dilated_mobilenet_v2
 
 # Layer names used to split variables into learning-rate groups when training.
@@ -15,7 +15,8 @@ ASPP_NAME = "aspp"
 CLASSIFIER_NAME = "classifier"  # the parsing classifier (1x1 to the 20 LIP labels)
 DECODER_NAME = "decoder"
 # backbone name -> the name of its sub-model in the parsing model.
-BACKBONE_NAMES = {"inception_v3": "inception_v3_dilated", "mobilenet_v2": "mobilenet_v2_dilated"}
+BACKBONE_NAMES = {"inception_v3": "inception_v3_dilated", "mobilenet_v2": "mobilenet_v2_dilated",
+                  INCEPTION_V3_AUTHORS: "inception_v3_authors_dilated"}
 PARSING_BACKBONES = tuple(BACKBONE_NAMES)
 
 
@@ -24,8 +25,9 @@ def _low_level_features(backbone: str, model: keras.Model):
     if backbone == "mobilenet_v2":
         return model.get_layer("block_2_add").output  # after the second inverted residual at stride 4
     # InceptionV3: its first max pooling (stride 4, 64 channels); keras.applications numbers
-    # the layer names per session, so find it by type.
-    first_pool = next(layer for layer in model.layers if isinstance(layer, keras.layers.MaxPooling2D))
+    # the layer names per session, so find it by type (the authors' network pools in ceil mode).
+    first_pool = next(layer for layer in model.layers
+                      if isinstance(layer, (keras.layers.MaxPooling2D, CeilModeMaxPooling2D)))
     return first_pool.output
 
 
@@ -52,9 +54,13 @@ def build_parsing_model(
         aspp_filters: width of each ASPP atrous branch (the authors': 256); the
             image-pooling and 1x1 branches are twice as wide and the projection four
             times, as in the authors' 256/512/512/1024. Narrower heads train faster on a CPU.
-        backbone: "inception_v3" (the paper's InceptionV3*) or "mobilenet_v2" (DeepLab's
+        backbone: "inception_v3" (the paper's InceptionV3*), "mobilenet_v2" (DeepLab's
             atrous MobileNetV2, `build_dilated_mobilenet_v2`: a tenth of the work, for CPU
-            runs from random weights).
+            runs from random weights) or "inception_v3_authors" (the SPReID authors' network:
+            their InceptionV3* (`build_dilated_inception_v3(authors=True)`, output stride 16)
+            and ASPP batch norms with Chainer's epsilon 2e-5; `weights`: None or the file
+            spreid_tf.convert_weights writes; their trained parser: spreid_tf.convert_weights
+            --chainer_parsing_model).
         decoder: add DeepLabv3+'s decoder (`DeepLabDecoder`, 48 low-level channels,
             `aspp_filters` wide: DeepLab's 256 at the default width): the logits come at
             output stride 4, refined with the backbone's stride-4 features (small parts such
@@ -71,8 +77,15 @@ def build_parsing_model(
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
     inputs = keras.Input(input_shape, name="image")
-    build = build_dilated_inception_v3 if backbone == "inception_v3" else build_dilated_mobilenet_v2
-    backbone_model = build(input_shape, weights, model_name=BACKBONE_NAMES[backbone], output_stride=output_stride)
+    if backbone == INCEPTION_V3_AUTHORS:
+        backbone_model = build_dilated_inception_v3(input_shape, weights, model_name=BACKBONE_NAMES[backbone],
+                                                    output_stride=output_stride, authors=True)
+    else:
+        build = build_dilated_inception_v3 if backbone == "inception_v3" else build_dilated_mobilenet_v2
+        backbone_model = build(input_shape, weights, model_name=BACKBONE_NAMES[backbone],
+                               output_stride=output_stride)
+    # The authors' Chainer batch norms use epsilon 2e-5; ours Keras' default.
+    epsilon = {"epsilon": AUTHORS_BATCHNORM_EPSILON} if backbone == INCEPTION_V3_AUTHORS else {}
     if decoder:
         backbone_model = keras.Model(backbone_model.input,
                                      [backbone_model.output, _low_level_features(backbone, backbone_model)],
@@ -81,7 +94,7 @@ def build_parsing_model(
     else:
         features = backbone_model(inputs)
     x = ASPP(rates=aspp_rates, pooling_filters=2 * aspp_filters, pointwise_filters=2 * aspp_filters,
-             atrous_filters=aspp_filters, output_filters=4 * aspp_filters, name=ASPP_NAME)(features)
+             atrous_filters=aspp_filters, output_filters=4 * aspp_filters, name=ASPP_NAME, **epsilon)(features)
     if decoder:
         x = DeepLabDecoder(filters=aspp_filters, name=DECODER_NAME)([x, low_level])
     logits = keras.layers.Conv2D(num_classes, 1, name=CLASSIFIER_NAME)(x)
