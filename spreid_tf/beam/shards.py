@@ -1,0 +1,104 @@
+"""The sharded output of Beam feature extraction: names, the input plan, and a reader.
+
+    --output=out/features.npz  ->  out/features-00000-of-00003.npz  (one per work unit)
+                                   out/features-00001-of-00003.npz
+                                   out/features-00002-of-00003.npz
+                                   out/features.json                (the report, written last)
+
+Each shard is an .npz of `spreid_tf.inference.save_features` (embeddings, filenames,
+skipped_filenames, skipped_reasons, and person_ids, camera_ids, datasets for TFRecord
+input) over a contiguous run of the inputs, in input order; shard after shard is the
+input order of `batch_infer.py`. The report has batch_infer's keys (config, features:
+images, embedding_dim, seconds, images_per_second, skipped, skipped_count) plus `shards`.
+Its presence means every shard was written: it is written after all of them.
+
+A shard is a work unit: `images_per_shard` image files, or one TFRecord file (a
+converted split's shards hold ~4096 images each). This module imports no Beam:
+downstream tools read the output with `load_sharded_features` (or each shard with
+`inference.load_features`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # the binary imports this module before flag parsing: no TensorFlow yet
+    from spreid_tf import inference
+
+DEFAULT_IMAGES_PER_SHARD = 4096
+
+
+def output_stem(output: str) -> str:
+    """`out/features.npz` -> `out/features` (shards and report are named after it)."""
+    stem, extension = os.path.splitext(output)
+    return stem if extension.lower() == ".npz" else output
+
+
+def shard_path(stem: str, index: int, num_shards: int) -> str:
+    """`<stem>-00003-of-00010.npz` (tensorflow/models' shard naming)."""
+    return f"{stem}-{index:05d}-of-{num_shards:05d}.npz"
+
+
+def report_path(stem: str) -> str:
+    """`<stem>.json`, where batch_infer.py writes its report too."""
+    return f"{stem}.json"
+
+
+def plan_shards(source: inference.InputSource, images_per_shard: int = DEFAULT_IMAGES_PER_SHARD
+                ) -> list[tuple[int, tuple[str, ...]]]:
+    """The work units, in input order: (shard index, the input paths it reads).
+
+    Image files are cut into runs of `images_per_shard`; TFRecords give one unit per file.
+    """
+    if images_per_shard < 1:
+        raise ValueError(f"images_per_shard must be positive, got {images_per_shard}")
+    if source.kind == "tfrecord":
+        return [(i, (path,)) for i, path in enumerate(source.paths)]
+    paths = source.paths
+    return [(i, tuple(paths[start:start + images_per_shard]))
+            for i, start in enumerate(range(0, len(paths), images_per_shard))]
+
+
+def load_sharded_features(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Reads a finished sharded output into one dict of arrays, as `inference.load_features` would
+    read batch_infer.py's single .npz of the same inputs.
+
+    Args:
+        path: the report (`<stem>.json`) or the --output given (`<stem>.npz`).
+
+    Raises:
+        FileNotFoundError: no report (the run did not finish) or a shard it lists is missing.
+    """
+    path = os.fspath(path)
+    report = path if path.endswith(".json") else report_path(output_stem(path))
+    if not os.path.isfile(report):
+        raise FileNotFoundError(f"no report {report!r}: the extraction did not finish (the report is written "
+                                "after every shard)")
+    with open(report) as f:
+        names = json.load(f)["shards"]
+    from spreid_tf import inference  # TensorFlow, only once there is something to read
+
+    folder = os.path.dirname(os.path.abspath(report))
+    parts = []
+    for name in names:
+        shard = os.path.join(folder, name)
+        if not os.path.isfile(shard):
+            raise FileNotFoundError(f"shard {shard!r} listed in {report!r} is missing")
+        parts.append(inference.load_features(shard))
+    return concatenate(parts)
+
+
+def concatenate(parts: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Joins shards' arrays key by key, in order (an empty shard's (0, D) embeddings included)."""
+    if not parts:
+        raise ValueError("no shards to join")
+    for part in parts:
+        if set(part) != set(parts[0]):
+            raise ValueError(f"shards hold different arrays: {sorted(part)} vs {sorted(parts[0])}")
+    # Every array of save_features has one row per image or per skipped input: rows join.
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
