@@ -15,6 +15,13 @@ copies four times smaller than float32.
 - `parsing_dataset`: LIP images and label masks scaled, padded, cropped and flipped
   together (nearest-neighbour masks; a flip swaps the left/right labels).
 
+Each reads, instead of TFRecord shards, a split of a TensorFlow Datasets build of
+`spreid_tf.data.tfds` when given one `tfds:` source (`tfds:spreid_market1501`,
+`tfds:spreid_cuhk03/labeled_classic0,data_dir=/data/tfds,split=query`; see
+`spreid_tf.data.tfds_source`; needs the extra `tfds`). The builds store the bytes the
+converter stores, so the images, labels and ids are the same; only the record order
+differs (TFDS shuffles by key when it writes).
+
 Batch sizes are global. With `tf.distribute`, either pass the dataset to
 `strategy.experimental_distribute_dataset` (it splits each global batch over the
 replicas), or build it inside `strategy.distribute_datasets_from_function` and pass
@@ -35,7 +42,7 @@ from collections.abc import Mapping, Sequence
 import tensorflow as tf
 
 from spreid_tf import lip
-from spreid_tf.data import schema
+from spreid_tf.data import schema, tfds_source
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -138,6 +145,27 @@ def _check_size(name: str, size: Sequence[int]) -> tuple[int, int]:
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"{name} must be two positive ints (height, width), got {size!r}")
     return height, width
+
+
+def _tfds_source(file_patterns: FilePatterns, default_split: str | None) -> tfds_source.TfdsSource | None:
+    """The `tfds:` source `file_patterns` names (with its split, or `default_split`), or None for TFRecords.
+
+    Raises:
+        ValueError: a `tfds:` source beside other patterns, or no split where none is the default.
+    """
+    patterns = [file_patterns] if isinstance(file_patterns, (str, os.PathLike)) else list(file_patterns)
+    sources = [p for p in patterns if tfds_source.is_tfds_source(p)]
+    if not sources:
+        return None
+    if len(patterns) != 1:
+        raise ValueError(f"a tfds: source is read alone, not beside other sources or TFRecord patterns; got "
+                         f"{[os.fspath(p) for p in patterns]}")
+    source = tfds_source.parse_tfds_source(sources[0])
+    if source.split is None:
+        if default_split is None:
+            raise ValueError(f"{sources[0]!r}: name the split to read, e.g. {sources[0]},split=query")
+        source = source.with_split(default_split)
+    return source
 
 
 def _list_files(file_patterns: FilePatterns) -> list[str]:
@@ -250,6 +278,43 @@ def _training_batches(
         num_parallel_calls=num_parallel_calls,
         repeat=repeat,
     )
+    return _seeded_batches(ds, parse, batch_size=batch_size, seed=seed, input_context=input_context,
+                           deterministic=deterministic, num_parallel_calls=num_parallel_calls)
+
+
+def _tfds_training_batches(
+    records: tf.data.Dataset,
+    parse,
+    *,
+    batch_size: int,
+    shuffle_buffer: int,
+    seed: int | None,
+    input_context: tf.distribute.InputContext | None,
+    deterministic: bool,
+    num_parallel_calls: int,
+    repeat: bool,
+) -> tf.data.Dataset:
+    """`_training_batches` for records of a TFDS split (read with shuffled files), as feature dicts."""
+    if shuffle_buffer is None or shuffle_buffer < 1:
+        raise ValueError(f"shuffle_buffer must be a positive int, got {shuffle_buffer!r}")
+    if repeat:
+        records = records.repeat()
+    records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return _seeded_batches(records, parse, batch_size=batch_size, seed=seed, input_context=input_context,
+                           deterministic=deterministic, num_parallel_calls=num_parallel_calls)
+
+
+def _seeded_batches(
+    ds: tf.data.Dataset,
+    parse,
+    *,
+    batch_size: int,
+    seed: int | None,
+    input_context: tf.distribute.InputContext | None,
+    deterministic: bool,
+    num_parallel_calls: int,
+) -> tf.data.Dataset:
+    """Each record with its stateless seed, parsed by `parse(record, seed)`, batched (remainder dropped)."""
     ds = _with_seeds(ds, _base_seed(seed, input_context))
     ds = ds.map(parse, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
     ds = ds.batch(batch_size, drop_remainder=True)
@@ -300,7 +365,8 @@ def train_dataset(
     """Re-id training batches `(images, labels)`.
 
     Args:
-        file_patterns: TFRecord paths or globs (re-id schema); each must match a file.
+        file_patterns: TFRecord paths or globs (re-id schema); each must match a file. Or
+            one `tfds:` source (split "train" unless it names one).
         batch_size: global batch size (per-replica size derived from input_context).
         image_size: (height, width) of the output images, e.g. (492, 164).
         label_offsets: dataset name -> offset added to `image/class/label`, so that
@@ -323,15 +389,15 @@ def train_dataset(
     """
     _check_batch_size(batch_size)
     size = _check_size("image_size", image_size)
-    files = _shard_for_input_context(_list_files(file_patterns), input_context)
+    source = _tfds_source(file_patterns, default_split="train")
+    files = None if source is not None else _shard_for_input_context(_list_files(file_patterns), input_context)
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(batch_size)
     deterministic = bool(deterministic or seed is not None)
     table = _label_offset_table(label_offsets) if label_offsets is not None else None
     known = ", ".join(sorted(label_offsets)) if label_offsets else ""
 
-    def parse(serialized: tf.Tensor, element_seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        features = schema.parse_reid_example(serialized)
+    def parse_features(features: dict[str, tf.Tensor], element_seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         filename = features[schema.IMAGE_FILENAME]
         label = features[schema.CLASS_LABEL]
         checks = [
@@ -362,9 +428,16 @@ def train_dataset(
         image.set_shape([*size, 3])
         return image, label
 
+    if source is not None:
+        records = tfds_source.builders_module(source.text()).reid_features(
+            source.name, source.split, source.data_dir, what=source.text(), shuffle_files=True, seed=seed,
+            input_context=input_context)
+        return _tfds_training_batches(records, parse_features, batch_size=batch_size, shuffle_buffer=shuffle_buffer,
+                                      seed=seed, input_context=input_context, deterministic=deterministic,
+                                      num_parallel_calls=num_parallel_calls, repeat=repeat)
     return _training_batches(
         files,
-        parse,
+        lambda serialized, element_seed: parse_features(schema.parse_reid_example(serialized), element_seed),
         batch_size=batch_size,
         shuffle_buffer=shuffle_buffer,
         seed=seed,
@@ -393,7 +466,9 @@ def eval_dataset(
     original images for pictures (`image_size=None`, batch_size 1).
 
     Args:
-        file_patterns: TFRecord paths or globs (re-id schema); each must match a file.
+        file_patterns: TFRecord paths or globs (re-id schema); each must match a file. Or
+            one `tfds:` source naming its split (`,split=query`; `split=query+gallery` reads
+            both, in that order).
         batch_size: images per batch; the last batch may be smaller.
         image_size: (height, width) of the output images (bilinear resize); None keeps
             each image's own size (then batch_size must be 1).
@@ -410,10 +485,10 @@ def eval_dataset(
     size = _check_size("image_size", image_size) if image_size is not None else None
     if images and size is None and batch_size != 1:
         raise ValueError(f"image_size=None keeps each image's size: batch_size must be 1, got {batch_size}")
-    files = _list_files(file_patterns)
+    source = _tfds_source(file_patterns, default_split=None)
+    files = None if source is not None else _list_files(file_patterns)
 
-    def parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
-        features = schema.parse_reid_example(serialized)
+    def parse_features(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         out = {
             "person_id": tf.cast(features[schema.PERSON_ID], tf.int32),
             "camera_id": tf.cast(features[schema.CAMERA_ID], tf.int32),
@@ -428,7 +503,16 @@ def eval_dataset(
             out["image"] = image
         return out
 
-    ds = tf.data.TFRecordDataset(files)
+    if source is not None:
+        ds = tfds_source.builders_module(source.text()).reid_features(source.name, source.split, source.data_dir,
+                                                                      what=source.text())
+        parse = parse_features
+    else:
+        ds = tf.data.TFRecordDataset(files)
+
+        def parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+            return parse_features(schema.parse_reid_example(serialized))
+
     if indices is not None:
         wanted = tf.constant(sorted({int(i) for i in indices}), tf.int64)
         ds = ds.enumerate().filter(lambda i, _: tf.reduce_any(tf.equal(i, wanted))).map(lambda _, s: s)
@@ -523,7 +607,8 @@ def parsing_dataset(
     in order (as `eval_dataset`), one pass, last batch may be smaller.
 
     Args:
-        file_patterns: TFRecord paths or globs (parsing schema).
+        file_patterns: TFRecord paths or globs (parsing schema). Or one `tfds:` source
+            (split "train" for training, "val" for evaluation, unless it names one).
         batch_size: global batch size (per-replica size derived from input_context).
         crop_size: (height, width) of the output.
         training: random augmentation and shuffling, or deterministic evaluation.
@@ -550,12 +635,17 @@ def parsing_dataset(
         )
     if not 0 <= image_pad_value <= 255:
         raise ValueError(f"image_pad_value must be in [0, 255], got {image_pad_value}")
-    files = _list_files(file_patterns)
+    source = _tfds_source(file_patterns, default_split="train" if training else "val")
+    files = None if source is not None else _list_files(file_patterns)
+
+    def tfds_records(**read_options) -> tf.data.Dataset:
+        return tfds_source.builders_module(source.text()).parsing_features(
+            source.name, source.split, source.data_dir, what=source.text(), **read_options)
 
     if not training:
 
-        def parse_eval(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            image, mask = _decode_parsing(schema.parse_parsing_example(serialized), ignore_label)
+        def parse_eval_features(features: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+            image, mask = _decode_parsing(features, ignore_label)
             shape = tf.cast(tf.shape(image)[:2], tf.float32)
             scale = tf.reduce_min(tf.constant(crop, tf.float32) / shape)
             fitted = tf.minimum(
@@ -573,18 +663,24 @@ def parsing_dataset(
             mask.set_shape([*crop, 1])
             return image, mask
 
-        ds = tf.data.TFRecordDataset(files)
-        ds = ds.map(parse_eval, num_parallel_calls=num_parallel_calls, deterministic=True)
+        if source is not None:
+            ds = tfds_records().map(parse_eval_features, num_parallel_calls=num_parallel_calls,
+                                    deterministic=True)
+        else:
+            ds = tf.data.TFRecordDataset(files).map(
+                lambda serialized: parse_eval_features(schema.parse_parsing_example(serialized)),
+                num_parallel_calls=num_parallel_calls, deterministic=True)
         ds = ds.batch(batch_size, drop_remainder=False)
         return _finish(ds, deterministic=True)
 
-    files = _shard_for_input_context(files, input_context)
+    if source is None:
+        files = _shard_for_input_context(files, input_context)
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(batch_size)
     deterministic = bool(deterministic or seed is not None)
 
-    def parse_train(serialized: tf.Tensor, element_seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        image, mask = _decode_parsing(schema.parse_parsing_example(serialized), ignore_label)
+    def parse_train_features(features: dict[str, tf.Tensor], element_seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        image, mask = _decode_parsing(features, ignore_label)
         scale_seed, y_seed, x_seed, flip_seed = tf.unstack(
             tf.random.experimental.stateless_split(element_seed, num=4)
         )
@@ -611,9 +707,15 @@ def parsing_dataset(
         mask.set_shape([*crop, 1])
         return image, mask
 
+    if source is not None:
+        return _tfds_training_batches(
+            tfds_records(shuffle_files=True, seed=seed, input_context=input_context), parse_train_features,
+            batch_size=batch_size, shuffle_buffer=shuffle_buffer, seed=seed, input_context=input_context,
+            deterministic=deterministic, num_parallel_calls=num_parallel_calls, repeat=repeat)
     return _training_batches(
         files,
-        parse_train,
+        lambda serialized, element_seed: parse_train_features(schema.parse_parsing_example(serialized),
+                                                              element_seed),
         batch_size=batch_size,
         shuffle_buffer=shuffle_buffer,
         seed=seed,

@@ -62,7 +62,6 @@ from spreid_tf.data import convert, registry, schema
 from spreid_tf.data.dataset_info import DatasetInfo
 from spreid_tf.data.readers import _protocols, cuhk03
 from spreid_tf.data.records import ParsingRecord, Record
-from spreid_tf.data.tfds_source import TfdsSource
 
 logger = logging.getLogger(__name__)
 
@@ -327,52 +326,57 @@ BUILDERS: dict[str, type[SpreidBuilder]] = {name: _define_builder(info) for name
 # ----------------------------------------------------------------- reading for pipelines
 
 
-def prepared_builder(source: TfdsSource, what: str = "a tfds: source") -> tfds.core.DatasetBuilder:
-    """The builder `source` names, which must have been built (nothing is downloaded or prepared here).
+def prepared_builder(name: str, data_dir: str | None = None,
+                     what: str = "a tfds: source") -> tfds.core.DatasetBuilder:
+    """The built dataset `name` (TFDS's `name[/config][:version]`) in `data_dir` (None: TFDS's default).
+
+    Nothing is downloaded or prepared here: the dataset must have been built.
 
     Raises:
         KeyError: no such spreid builder (the message lists them).
         FileNotFoundError: not built in the data_dir (the message says how to build it).
     """
-    if source.builder_name not in {cls.name for cls in BUILDERS.values()}:
-        raise KeyError(f"{what}: {source.builder_name!r} is not a spreid_tf TFDS builder; known: "
+    registered = name.split("/")[0].split(":")[0]
+    if registered not in {cls.name for cls in BUILDERS.values()}:
+        raise KeyError(f"{what}: {registered!r} is not a spreid_tf TFDS builder; known: "
                        f"{sorted(cls.name for cls in BUILDERS.values())}")
-    builder = tfds.builder(source.name, data_dir=source.data_dir)
+    builder = tfds.builder(name, data_dir=data_dir)
     if not builder.is_prepared():
         raise FileNotFoundError(
-            f"{what}: {source.name} is not built in {builder.data_dir}: build it first with "
-            f"`tfds build spreid_tf/data/tfds.py --datasets={source.name} --manual_dir=RAW_FOLDER"
-            f"{' --data_dir=' + source.data_dir if source.data_dir else ''} --imports=spreid_tf.data.tfds` or "
+            f"{what}: {name} is not built in {builder.data_dir}: build it first with `tfds build "
+            f"--imports=spreid_tf.data.tfds --datasets={name} --manual_dir=RAW_FOLDER"
+            f"{' --data_dir=' + data_dir if data_dir else ''}` or "
             f"builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=RAW_FOLDER))")
     return builder
 
 
-def _read(source: TfdsSource, split: str, decoders: dict, what: str, shuffle_files: bool, seed: int | None,
-          input_context: tf.distribute.InputContext | None) -> tuple[tf.data.Dataset, tfds.core.DatasetBuilder]:
-    builder = prepared_builder(source, what)
+def _read(name: str, data_dir: str | None, split: str, decoders: dict, what: str, shuffle_files: bool,
+          seed: int | None, input_context: tf.distribute.InputContext | None
+          ) -> tuple[tf.data.Dataset, tfds.core.DatasetBuilder]:
+    builder = prepared_builder(name, data_dir, what)
     read_config = tfds.ReadConfig(shuffle_seed=seed, input_context=input_context)
     try:
         ds = builder.as_dataset(split=split, decoders=decoders, shuffle_files=shuffle_files,
                                 read_config=read_config)
     except (KeyError, ValueError) as e:
-        raise ValueError(f"{what}: no split {split!r} in {source.name} (has {sorted(builder.info.splits)}): "
+        raise ValueError(f"{what}: no split {split!r} in {name} (has {sorted(builder.info.splits)}): "
                          f"{e}") from None
     return ds, builder
 
 
-def reid_features(source: TfdsSource, split: str, *, what: str = "a tfds: source", shuffle_files: bool = False,
-                  seed: int | None = None,
+def reid_features(name: str, split: str, data_dir: str | None = None, *, what: str = "a tfds: source",
+                  shuffle_files: bool = False, seed: int | None = None,
                   input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
-    """A built re-id split as dicts keyed as `schema.parse_reid_example` returns them.
+    """Split `split` of the built re-id dataset `name` as dicts keyed as `schema.parse_reid_example` returns them.
 
     The image stays encoded (the stored bytes); `person/dataset` is the registry name, as the
     converter writes it, so the pipelines treat both sources alike.
     """
-    ds, builder = _read(source, split, {"image": tfds.decode.SkipDecoding()}, what, shuffle_files, seed,
+    ds, builder = _read(name, data_dir, split, {"image": tfds.decode.SkipDecoding()}, what, shuffle_files, seed,
                         input_context)
     dataset = builder.DATASET
     if dataset.kind != "reid":
-        raise ValueError(f"{what}: {source.name} is a {dataset.kind} dataset, not re-id")
+        raise ValueError(f"{what}: {name} is a {dataset.kind} dataset, not re-id")
 
     def to_schema(example: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         return {
@@ -390,15 +394,16 @@ def reid_features(source: TfdsSource, split: str, *, what: str = "a tfds: source
     return ds.map(to_schema, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def parsing_features(source: TfdsSource, split: str, *, what: str = "a tfds: source",
+def parsing_features(name: str, split: str, data_dir: str | None = None, *, what: str = "a tfds: source",
                      shuffle_files: bool = False, seed: int | None = None,
                      input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
-    """A built LIP split as dicts keyed as `schema.parse_parsing_example` returns them (bytes as stored)."""
+    """Split `split` of the built LIP dataset `name` as dicts keyed as `schema.parse_parsing_example` returns
+    them (bytes as stored)."""
     skip = tfds.decode.SkipDecoding()
-    ds, builder = _read(source, split, {"image": skip, "segmentation_mask": skip}, what, shuffle_files, seed,
-                        input_context)
+    ds, builder = _read(name, data_dir, split, {"image": skip, "segmentation_mask": skip}, what, shuffle_files,
+                        seed, input_context)
     if builder.DATASET.kind != "parsing":
-        raise ValueError(f"{what}: {source.name} is a {builder.DATASET.kind} dataset, not parsing")
+        raise ValueError(f"{what}: {name} is a {builder.DATASET.kind} dataset, not parsing")
 
     def to_schema(example: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         return {
@@ -425,9 +430,9 @@ class BuiltFacts:
     protocol: str
 
 
-def built_facts(source: TfdsSource, what: str = "a tfds: source") -> BuiltFacts:
-    """Split sizes, the number of training identities and the protocol of a built dataset."""
-    builder = prepared_builder(source, what)
+def built_facts(name: str, data_dir: str | None = None, what: str = "a tfds: source") -> BuiltFacts:
+    """Split sizes, the number of training identities and the protocol of the built dataset `name`."""
+    builder = prepared_builder(name, data_dir, what)
     info = builder.info
     kind = builder.DATASET.kind
     return BuiltFacts(dataset=builder.DATASET.name, kind=kind,

@@ -148,9 +148,10 @@ def define_reid_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     def d(name):
         return _default(ReidConfig, name)
 
-    flags.DEFINE_string("train_data", None, "Converted dataset folder (with manifest.json) or merged "
-                        "label_map.json (or its folder). The identity count is read from it.",
-                        required=True, **kw)
+    flags.DEFINE_string("train_data", None, "Converted dataset folder (with manifest.json), merged "
+                        "label_map.json (or its folder), or a TensorFlow Datasets build of spreid_tf.data.tfds: "
+                        "tfds:NAME[/CONFIG][,data_dir=DIR] (e.g. tfds:spreid_market1501; needs the extra tfds). "
+                        "The identity count is read from it.", required=True, **kw)
     flags.DEFINE_enum("model", d("model"), REID_MODELS, "baseline (global pooling) or spreid.", **kw)
     flags.DEFINE_enum("backbone", d("backbone"), BACKBONES, "Re-id backbone.", **kw)
     flags.DEFINE_enum("variant", d("variant"), VARIANTS, "SPReID variant: with or without the foreground "
@@ -182,7 +183,8 @@ def define_parsing_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     def d(name):
         return _default(ParsingConfig, name)
 
-    flags.DEFINE_string("train_data", None, "Converted LIP folder (with manifest.json).", required=True, **kw)
+    flags.DEFINE_string("train_data", None, "Converted LIP folder (with manifest.json), or tfds:spreid_lip"
+                        "[,data_dir=DIR] (a TensorFlow Datasets build; needs the extra tfds).", required=True, **kw)
     flags.DEFINE_list("crop_size", _list_default(ParsingConfig, "crop_size"), "HEIGHT,WIDTH of the training "
                       "crops.", **kw)
     _register_size_validator("crop_size", flag_values)

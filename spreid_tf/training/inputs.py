@@ -2,7 +2,8 @@
 
 The number of identities of a re-id run is read here, never configured: from the
 merged `label_map.json` (phase 1, several benchmarks) or from the converted
-dataset's manifest (`splits.train.label_to_person_id`, phase 2).
+dataset's manifest (`splits.train.label_to_person_id`, phase 2), or, for a `tfds:` source
+(a TensorFlow Datasets build of `spreid_tf.data.tfds`), from its ClassLabel.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from spreid_tf.data import merge
+from spreid_tf.data import merge, tfds_source
 from spreid_tf.data.manifest import load_manifest, split_shards
 
 
@@ -20,11 +21,12 @@ class ReidData:
     """A re-id training set.
 
     Attributes:
-        train_files: TFRecord shards of the training images.
+        train_files: TFRecord shards of the training images, or one `tfds:` source (its train split).
         num_identities: training identities (the classifier width).
         num_images: training images.
         label_offsets: dataset -> label offset (merged data), or None (one dataset).
-        eval_dir: the converted folder holding "query" and "gallery" splits, or None.
+        eval_dir: the converted folder holding "query" and "gallery" splits, or None (also for a
+            `tfds:` source: the evaluation reads conversions).
         name: dataset name, or "merged".
     """
 
@@ -45,6 +47,8 @@ def resolve_reid_data(path: os.PathLike | str, what: str = "training data") -> R
         FileNotFoundError: `path` is neither (the message says what was expected).
         ValueError: the folder is not a re-id conversion with a train split.
     """
+    if tfds_source.is_tfds_source(path):
+        return _reid_data_from_tfds(str(path), what)
     path = Path(path)
     label_map_path = path if path.suffix == ".json" else path / merge.LABEL_MAP_FILENAME
     if label_map_path.is_file():
@@ -78,6 +82,23 @@ def resolve_reid_data(path: os.PathLike | str, what: str = "training data") -> R
     )
 
 
+def _reid_data_from_tfds(text: str, what: str) -> ReidData:
+    source = tfds_source.parse_tfds_source(text, what)
+    split = source.split or "train"
+    facts = tfds_source.builders_module(f"{what}={text}").built_facts(source.name, source.data_dir, f"{what}={text}")
+    if facts.kind != "reid" or split not in facts.num_images:
+        raise ValueError(f"{what}={text}: not a re-id dataset with a {split!r} split "
+                         f"(kind {facts.kind!r}, splits {sorted(facts.num_images)})")
+    return ReidData(
+        train_files=(source.with_split(split).text(),),
+        num_identities=facts.num_identities,
+        num_images=facts.num_images[split],
+        label_offsets=None,
+        eval_dir=None,
+        name=facts.dataset,
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class ParsingData:
     """A converted LIP folder: train shards and, if converted, val shards."""
@@ -88,7 +109,9 @@ class ParsingData:
 
 
 def resolve_parsing_data(path: os.PathLike | str, what: str = "parsing data") -> ParsingData:
-    """Reads a converted parsing dataset (LIP) folder (`what` names it in messages)."""
+    """Reads a converted parsing dataset (LIP) folder or a `tfds:` source (`what` names it in messages)."""
+    if tfds_source.is_tfds_source(path):
+        return _parsing_data_from_tfds(str(path), what)
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{what}={str(path)!r} not found: expected the converted LIP folder (with "
@@ -103,4 +126,17 @@ def resolve_parsing_data(path: os.PathLike | str, what: str = "parsing data") ->
         train_files=tuple(str(p) for p in split_shards(path, "train")),
         val_files=val,
         num_images=manifest.splits["train"].num_images,
+    )
+
+
+def _parsing_data_from_tfds(text: str, what: str) -> ParsingData:
+    source = tfds_source.parse_tfds_source(text, what)
+    facts = tfds_source.builders_module(f"{what}={text}").built_facts(source.name, source.data_dir, f"{what}={text}")
+    if facts.kind != "parsing" or "train" not in facts.num_images:
+        raise ValueError(f"{what}={text}: not a parsing dataset with a train split "
+                         f"(kind {facts.kind!r}, splits {sorted(facts.num_images)})")
+    return ParsingData(
+        train_files=(source.with_split(source.split or "train").text(),),
+        val_files=(source.with_split("val").text(),) if "val" in facts.num_images else (),
+        num_images=facts.num_images[source.split or "train"],
     )
