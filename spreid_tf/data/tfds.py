@@ -40,7 +40,7 @@ What a build holds, and how it relates to `datasets/convert.py`:
 - Citation, homepage, description and the raw layout come from the registry's DatasetInfo.
 
 Beam: the builders write through Apache Beam when `download_and_prepare` is given a
-`DownloadConfig` with `beam_runner` or `beam_options` (`tfds build --beam_pipeline_options=...`):
+`DownloadConfig` with `beam_runner` or `beam_options` (e.g. `beam_runner="DirectRunner"` on one machine):
 workers then read the image files and encode and write the examples. The reader and the
 image check run once in the driver first, because the contiguous training labels depend on
 which images pass the check (as in the converter).
@@ -302,8 +302,8 @@ def _description(info: DatasetInfo) -> str:
 def _manual_instructions(info: DatasetInfo) -> str:
     tree = "\n".join("    " + line for line in info.expected_tree.strip("\n").splitlines())
     return (f"{info.reference}. Get the raw data from {info.url} (it cannot be downloaded automatically) and "
-            f"pass its folder as manual_dir (download_config=tfds.download.DownloadConfig(manual_dir=...), or "
-            f"`tfds build --manual_dir=...`): the benchmark's top folder or the folder that holds it:\n{tree}")
+            f"pass its folder as manual_dir (download_config=tfds.download.DownloadConfig(manual_dir=...)): the "
+            f"benchmark's top folder or the folder that holds it:\n{tree}")
 
 
 def _define_builder(info: DatasetInfo) -> type[SpreidBuilder]:
@@ -343,10 +343,9 @@ def prepared_builder(name: str, data_dir: str | None = None,
     builder = tfds.builder(name, data_dir=data_dir)
     if not builder.is_prepared():
         raise FileNotFoundError(
-            f"{what}: {name} is not built in {builder.data_dir}: build it first with `tfds build "
-            f"--imports=spreid_tf.data.tfds --datasets={name} --manual_dir=RAW_FOLDER"
-            f"{' --data_dir=' + data_dir if data_dir else ''}` or "
-            f"builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=RAW_FOLDER))")
+            f"{what}: {name} is not built in {builder.data_dir}: build it first from the raw benchmark folder: "
+            f"import spreid_tf.data.tfds; tfds.builder({name!r}, data_dir={data_dir!r}).download_and_prepare("
+            f"download_config=tfds.download.DownloadConfig(manual_dir=RAW_FOLDER)) (BUILD.md)")
     return builder
 
 
