@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import socket
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -32,15 +34,26 @@ def _download_config(manual_dir, **kwargs):
     return tfds.download.DownloadConfig(manual_dir=str(manual_dir), try_download_gcs=False, **kwargs)
 
 
+def _no_network(*args, **kwargs):
+    raise AssertionError(f"a test of spreid_tf.data.tfds opened a network connection: {args}")
+
+
 @pytest.fixture(scope="module")
-def tfds_dir(synthetic_stats, tmp_path_factory) -> Path:
-    """data_dir holding every spreid_<name> builder's default config, built from the miniatures."""
-    assert tfds.core.utils.gcs_utils._is_gcs_disabled  # TFDS 4.9.10's default: no GCS look-ups
+def tfds_dir(synthetic_stats, tmp_path_factory) -> Iterator[Path]:
+    """data_dir holding every spreid_<name> builder's default config, built from the miniatures.
+
+    While this module's tests run, GCS is off (TFDS 4.9.10's default, checked) and opening any
+    socket connection fails the test.
+    """
+    assert tfds.core.utils.gcs_utils._is_gcs_disabled
     data_dir = tmp_path_factory.mktemp("tfds")
-    for name, expected in synthetic_stats.items():
-        builder = tfds.builder(spreid_tfds.builder_name(name), data_dir=str(data_dir))
-        builder.download_and_prepare(download_config=_download_config(expected.root))
-    return data_dir
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", _no_network)
+        patch.setattr(socket.socket, "connect_ex", _no_network)
+        for name, expected in synthetic_stats.items():
+            builder = tfds.builder(spreid_tfds.builder_name(name), data_dir=str(data_dir))
+            builder.download_and_prepare(download_config=_download_config(expected.root))
+        yield data_dir
 
 
 def _converter_rows(converted_dir: Path, split: str, kind: str) -> dict[str, dict]:
