@@ -36,7 +36,9 @@ What a build holds, and how it relates to `datasets/convert.py`:
 - LIP: `image` and `segmentation_mask` (the single-channel label PNG, stored unchanged).
 - `info.metadata`: the dataset's registry name, the evaluation protocol the converter would
   write into the manifest, the reader's options and facts (`reader_info`: junk and
-  distractor counts, CUHK03's splits, ...), the skipped files and counts per reason.
+  distractor counts, CUHK03's splits, ...), the skipped files and counts per reason, and
+  `empty_splits`: splits without a valid image (the "all" configs' query and gallery), which
+  TFDS cannot hold and the build leaves out (the converter writes them empty).
 - Citation, homepage, description and the raw layout come from the registry's DatasetInfo.
 
 Beam: the builders write through Apache Beam when `download_and_prepare` is given a
@@ -283,7 +285,13 @@ class SpreidBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         if info.kind == "reid":
             self.info.features["label"].names = [str(pid) for pid in prepared.label_to_person_id]
         self.info.metadata.update(prepared.metadata)
-        return {split: self._generate_examples(items) for split, items in prepared.splits.items()}
+        # TFDS cannot hold an empty split (the converter writes one with no records): left out, and named.
+        empty = sorted(split for split, items in prepared.splits.items() if not items)
+        if empty:
+            logger.warning("%s: no valid images in %s; TFDS holds no empty split, so they are left out",
+                           self.name, empty)
+        self.info.metadata["empty_splits"] = empty
+        return {split: self._generate_examples(items) for split, items in prepared.splits.items() if items}
 
     def _generate_examples(self, items: list[_Item]) -> Iterator[tuple[str, dict[str, Any]]]:
         kind = self.DATASET.kind

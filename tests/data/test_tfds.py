@@ -192,6 +192,19 @@ def test_cuhk03_configs_pass_the_protocol(synthetic_stats, tmp_path):
         assert built == _converter_rows(tmp_path / "converted" / "cuhk03", split, "reid"), split
 
 
+def test_empty_splits_are_left_out_and_named(synthetic_stats, tmp_path):
+    root = synthetic_stats["viper"].root
+    builder = tfds.builder("spreid_viper/all", data_dir=str(tmp_path / "tfds"))
+    builder.download_and_prepare(download_config=_download_config(root))
+    convert_dataset("viper", root, tmp_path / "converted", num_shards=1, split="all")
+    manifest = manifest_lib.load_manifest(tmp_path / "converted" / "viper")
+    assert (manifest.splits["query"].num_images, manifest.splits["gallery"].num_images) == (0, 0)
+    assert sorted(builder.info.splits) == ["train"]
+    assert builder.info.metadata["empty_splits"] == ["gallery", "query"]
+    assert _tfds_rows("spreid_viper/all", tmp_path / "tfds", "train", "reid") == \
+        _converter_rows(tmp_path / "converted" / "viper", "train", "reid")
+
+
 # ------------------------------------------------------------------------- tfds: sources
 
 
