@@ -12,8 +12,9 @@ the embeddings, filenames and skipped inputs are batch_infer.py's, in its order
 (`shards.load_sharded_features` joins them).
 
 Outputs are atomic: a local shard is written by `inference.save_features` (a temporary
-file renamed into place); on a remote filesystem (gs://, s3://, hdfs:// through Beam's
-FileSystems) an object appears whole when it is closed. The report is written after
+file renamed into place); a remote one (gs://, through TensorFlow's file systems, which
+also read the inputs and the SavedModel) is uploaded from a local temporary file, and a
+Cloud Storage object appears whole when it is closed. The report is written after
 every shard, so a failed pipeline leaves no report; a retried unit rewrites the same
 shard. Before a run, the report and shards of an earlier run at the same --output are
 deleted, so a stale report can never describe a mix of runs.
@@ -35,13 +36,12 @@ from collections.abc import Sequence
 
 try:
     import apache_beam as beam
-    from apache_beam.io.filesystems import FileSystems
     from apache_beam.metrics import Metrics
     from apache_beam.metrics.metric import MetricsFilter
     from apache_beam.options import pipeline_options
     from apache_beam.runners.runner import PipelineResult, PipelineState
     from apache_beam.utils import shared
-except ModuleNotFoundError as error:  # pragma: no cover - exercised in a subprocess by the tests
+except ModuleNotFoundError as error:  # the base install: name the extra (tests run it with Beam blocked)
     if error.name is None or not error.name.startswith("apache_beam"):
         raise
     raise ModuleNotFoundError(
@@ -59,7 +59,7 @@ METRICS_NAMESPACE = "spreid_tf"
 
 
 def is_remote(path: str) -> bool:
-    """True for a URI such as gs://bucket/x (read and written through Beam's FileSystems)."""
+    """True for a URI such as gs://bucket/x (read and written through `tf.io.gfile`)."""
     return "://" in path
 
 
@@ -76,15 +76,15 @@ def resolve_inputs(spec: str, input_format: str = "auto") -> inference.InputSour
     matches = sorted(tf.io.gfile.glob(spec))
     if not matches:
         raise FileNotFoundError(f"no files match input {spec!r}")
-    records = input_format == "tfrecord" or (input_format == "auto" and all(
-        m.endswith(".tfrecord") or ".tfrecord-" in os.path.basename(m) for m in matches))
+    records = input_format == "tfrecord" or (input_format == "auto" and all(map(inference._is_tfrecord, matches)))
     return inference.resolve_inputs(matches, "tfrecord" if records else "images")
 
 
 def _write(path: str, data: bytes) -> None:
     """Writes `data` to a local path atomically, or creates a remote object (whole on close)."""
     if is_remote(path):
-        with FileSystems.create(path) as f:
+        tf.io.gfile.makedirs(os.path.dirname(path))
+        with tf.io.gfile.GFile(path, "wb") as f:
             f.write(data)
     else:
         atomic.write_bytes(path, data)
@@ -253,25 +253,30 @@ def remove_previous_output(output: str) -> None:
     """Deletes the report and shards of an earlier run at `output` (the report first)."""
     stem = shards.output_stem(output)
     report = shards.report_path(stem)
-    stale = [m.path for m in FileSystems.match([f"{stem}-?????-of-?????.npz"])[0].metadata_list]
-    if FileSystems.exists(report):
-        FileSystems.delete([report])
-    if stale:
-        FileSystems.delete(stale)
+    if tf.io.gfile.exists(report):
+        tf.io.gfile.remove(report)
+    for stale in tf.io.gfile.glob(f"{stem}-?????-of-?????.npz"):
+        tf.io.gfile.remove(stale)
 
 
 def run_extraction(saved_model: str, input_spec: str, output: str, *, input_format: str = "auto",
                    batch_size: int = inference.DEFAULT_BATCH_SIZE,
                    images_per_shard: int = shards.DEFAULT_IMAGES_PER_SHARD,
                    num_parallel_calls: int = tf.data.AUTOTUNE, log_every_s: float = 30.0,
-                   pipeline_args: Sequence[str] = (), config: dict | None = None) -> dict | None:
-    """Resolves the inputs, runs the pipeline to the end and returns the report (None for a remote
-    output). A failed or interrupted run cancels the job and deletes the shards it wrote.
+                   pipeline_args: Sequence[str] = (), config: dict | None = None) -> dict:
+    """Resolves the inputs, runs the pipeline to the end and returns the report. A failed or
+    interrupted run cancels the job and deletes the shards it wrote.
 
     Args:
         pipeline_args: Beam pipeline options, e.g. ["--runner=DataflowRunner", "--project=p", ...].
     """
     check_pipeline_args(pipeline_args)
+    options = pipeline_options.PipelineOptions(list(pipeline_args))
+    if "Dataflow" in (options.view_as(pipeline_options.StandardOptions).runner or ""):
+        for flag, value in (("saved_model", saved_model), ("input", input_spec), ("output", output)):
+            if not is_remote(value):
+                raise ValueError(f"--{flag}={value!r} is a local path, which Dataflow workers cannot see: "
+                                 "give a gs:// path")
     if not is_remote(saved_model) and not inference.is_saved_model(saved_model):
         raise FileNotFoundError(f"--saved_model={saved_model!r} is not a SavedModel folder (no saved_model.pb; "
                                 "expected a version folder that spreid_tf.export writes, e.g. exports/spreid/1)")
@@ -279,7 +284,6 @@ def run_extraction(saved_model: str, input_spec: str, output: str, *, input_form
     config = dict(config or {}, input=input_spec, input_format=input_format, batch_size=batch_size,
                   images_per_shard=images_per_shard, pipeline_args=list(pipeline_args))
     remove_previous_output(output)
-    options = pipeline_options.PipelineOptions(list(pipeline_args))
     units = len(shards.plan_shards(source, images_per_shard))
     logging.info("%s: %d inputs (%s) in %d shards -> %s", input_spec, len(source.paths), source.kind, units,
                  shards.output_stem(output))
@@ -299,10 +303,7 @@ def run_extraction(saved_model: str, input_spec: str, output: str, *, input_form
             result.cancel()
         remove_previous_output(output)
         raise
-    report = shards.report_path(shards.output_stem(output))
-    if is_remote(report):
-        return None
-    with open(report) as f:
+    with tf.io.gfile.GFile(shards.report_path(shards.output_stem(output))) as f:
         return json.load(f)
 
 

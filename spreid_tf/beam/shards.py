@@ -20,6 +20,7 @@ downstream tools read the output with `load_sharded_features` (or each shard wit
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Sequence
@@ -65,8 +66,8 @@ def plan_shards(source: inference.InputSource, images_per_shard: int = DEFAULT_I
 
 
 def load_sharded_features(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Reads a finished sharded output into one dict of arrays, as `inference.load_features` would
-    read batch_infer.py's single .npz of the same inputs.
+    """Reads a finished sharded output into one dict of arrays, as `inference.load_features` reads
+    batch_infer.py's single .npz of the same inputs. Local paths or gs:// (`tf.io.gfile`).
 
     Args:
         path: the report (`<stem>.json`) or the --output given (`<stem>.npz`).
@@ -74,22 +75,22 @@ def load_sharded_features(path: str | os.PathLike) -> dict[str, np.ndarray]:
     Raises:
         FileNotFoundError: no report (the run did not finish) or a shard it lists is missing.
     """
+    import tensorflow as tf  # only once there is something to read: the binary imports this module early
+
     path = os.fspath(path)
     report = path if path.endswith(".json") else report_path(output_stem(path))
-    if not os.path.isfile(report):
+    if not tf.io.gfile.exists(report):
         raise FileNotFoundError(f"no report {report!r}: the extraction did not finish (the report is written "
                                 "after every shard)")
-    with open(report) as f:
+    with tf.io.gfile.GFile(report) as f:
         names = json.load(f)["shards"]
-    from spreid_tf import inference  # TensorFlow, only once there is something to read
-
-    folder = os.path.dirname(os.path.abspath(report))
     parts = []
     for name in names:
-        shard = os.path.join(folder, name)
-        if not os.path.isfile(shard):
+        shard = f"{report.rpartition('/')[0] or '.'}/{name}"
+        if not tf.io.gfile.exists(shard):
             raise FileNotFoundError(f"shard {shard!r} listed in {report!r} is missing")
-        parts.append(inference.load_features(shard))
+        with tf.io.gfile.GFile(shard, "rb") as f, np.load(io.BytesIO(f.read()), allow_pickle=False) as data:
+            parts.append({key: data[key] for key in data.files})
     return concatenate(parts)
 
 

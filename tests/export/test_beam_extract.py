@@ -128,6 +128,28 @@ def test_an_unreadable_shard_is_written_empty_and_a_failed_run_leaves_nothing(ba
     assert os.listdir(tmp_path / "out") == []
 
 
+def test_remote_paths_go_through_tensorflow_file_systems(baseline, image_bytes, tmp_path):
+    """gs:// inputs and outputs take the remote path (tf.io.gfile); TensorFlow's in-memory ram://
+    file system stands in for Cloud Storage here, shared by the in-process runner's worker."""
+    root = f"ram://{tmp_path.name}"
+    for i, data in enumerate(image_bytes):
+        with tf.io.gfile.GFile(f"{root}/in/{i}.png", "wb") as f:
+            f.write(data)
+    output = f"{root}/out/features.npz"
+    report = pipeline.run_extraction(baseline.export_dir, f"{root}/in/*.png", output, images_per_shard=3,
+                                     log_every_s=0, pipeline_args=[RUNNER])
+    assert report["shards"] == ["features-00000-of-00002.npz", "features-00001-of-00002.npz"]
+    got = shards.load_sharded_features(output)
+    assert list(got["filenames"]) == [f"{root}/in/{i}.png" for i in range(4)]
+    for i, data in enumerate(image_bytes):  # the reference: batch_infer over the same bytes on local disk
+        (tmp_path / f"{i}.png").write_bytes(data)
+    reference = _batch_infer(baseline.export_dir, str(tmp_path / "*.png"), batch_size=4)
+    np.testing.assert_allclose(got["embeddings"], reference.embeddings, rtol=0, atol=ATOL)
+    with pytest.raises(ValueError, match=r"--output='out.npz' is a local path, which Dataflow workers cannot see"):
+        pipeline.run_extraction(f"{root}/model", f"{root}/in/*.png", "out.npz",
+                                pipeline_args=["--runner=DataflowRunner"])
+
+
 def test_pipeline_options_pass_through_and_unknown_flags_are_refused():
     pipeline.check_pipeline_args(["--runner=DataflowRunner", "--project=p", "--region=europe-west4",
                                   "--temp_location=gs://b/tmp", "--setup_file=./setup.py"])
