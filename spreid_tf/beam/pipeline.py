@@ -318,11 +318,12 @@ def _counters(result: PipelineResult) -> dict[str, int]:
 
 def _follow(result: PipelineResult, num_shards: int, log_every_s: float) -> None:
     """Logs shards done, images, images/s and an ETA while a runner that returns at once works."""
-    start = time.time()
-    while not PipelineState.is_terminal(result.state):
-        time.sleep(max(log_every_s, 1.0))
+    start, state = time.time(), result.state  # each look asks the runner (Dataflow: its API)
+    while not PipelineState.is_terminal(state):
+        time.sleep(log_every_s if log_every_s > 0 else 30.0)
+        state = result.state
         counts, elapsed = _counters(result), time.time() - start
         done, images = counts.get("shards", 0), counts.get("images", 0)
         eta = f", ETA {inference._format_eta((num_shards - done) * elapsed / done)}" if done else ""
-        logging.info("%s: %d/%d shards, %d images, %.1f img/s, %d skipped%s", result.state, done, num_shards, images,
+        logging.info("%s: %d/%d shards, %d images, %.1f img/s, %d skipped%s", state, done, num_shards, images,
                      images / elapsed, counts.get("skipped", 0), eta)

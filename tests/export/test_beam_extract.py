@@ -8,6 +8,7 @@ binary from GitHub (tests never download).
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from apache_beam.metrics.execution import MetricKey, MetricResult
+from apache_beam.metrics.metricbase import MetricName
+from apache_beam.runners.runner import PipelineResult, PipelineState
 
 from spreid_tf import inference
 from spreid_tf.beam import pipeline, shards
@@ -148,6 +152,39 @@ def test_remote_paths_go_through_tensorflow_file_systems(baseline, image_bytes, 
     with pytest.raises(ValueError, match=r"--output='out.npz' is a local path, which Dataflow workers cannot see"):
         pipeline.run_extraction(f"{root}/model", f"{root}/in/*.png", "out.npz",
                                 pipeline_args=["--runner=DataflowRunner"])
+
+
+class _RunningJob(PipelineResult):
+    """A job on a cluster as the launcher sees it: running for three looks, then done, with counters."""
+
+    def __init__(self):
+        super().__init__(PipelineState.RUNNING)
+        self.looks = 0
+
+    @property
+    def state(self):
+        self.looks += 1
+        return PipelineState.DONE if self.looks > 3 else PipelineState.RUNNING
+
+    def metrics(self):
+        job = self
+
+        class Counters:
+            def query(self, _):
+                done = job.looks  # one more shard each look
+                values = {"shards": done, "images": 100 * done, "skipped": 1}
+                return {"counters": [MetricResult(MetricKey("Extract", MetricName(pipeline.METRICS_NAMESPACE, name)),
+                                                  value, value) for name, value in values.items()]}
+
+        return Counters()
+
+
+def test_the_launcher_logs_progress_while_a_cluster_runs(caplog):
+    with caplog.at_level("INFO"):
+        pipeline._follow(_RunningJob(), num_shards=4, log_every_s=0.01)
+    lines = [r.getMessage() for r in caplog.records if "shards" in r.getMessage()]
+    assert [line.split(",")[0] for line in lines] == ["RUNNING: 2/4 shards", "RUNNING: 3/4 shards", "DONE: 4/4 shards"]
+    assert re.fullmatch(r"RUNNING: 2/4 shards, 200 images, [\d.]+ img/s, 1 skipped, ETA \d+m\d\ds", lines[0])
 
 
 def test_pipeline_options_pass_through_and_unknown_flags_are_refused():
