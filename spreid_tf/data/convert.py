@@ -170,7 +170,7 @@ def _record_bytes(record: Record | ParsingRecord) -> bytes:
     return _read_bytes(record.path)
 
 
-def _check_record(record: Record | ParsingRecord) -> CheckedImage:
+def check_record(record: Record | ParsingRecord) -> CheckedImage:
     """Reads and checks one record's image (and mask); raises BadImageError."""
     try:
         data = _record_bytes(record)
@@ -271,7 +271,7 @@ def _convert_split(info: registry.DatasetInfo, split: str, records: list, direct
     checked: list[CheckedImage] = []
     for record in records:
         try:
-            image = _check_record(record)
+            image = check_record(record)
         except BadImageError as e:
             logger.warning("%s/%s: skipping %s (%s)", info.name, split, record.relpath, e.reason)
             skipped.append({"relpath": record.relpath, "reason": e.reason, "split": split})

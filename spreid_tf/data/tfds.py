@@ -17,7 +17,7 @@ from etils import epath
 
 What a build holds, and how it relates to `datasets/convert.py`:
 - The same records: the builders call the registry's readers (no second parser of file
-  names) and the converter's image check (`convert._check_record`: zero-byte, unknown
+  names) and the converter's image check (`convert.check_record`: zero-byte, unknown
   format, corrupt, missing, unreadable files and bad LIP masks are skipped with the
   converter's reasons), so each split has the images a conversion of the same raw folder
   has. The skipped files and reasons are in `info.metadata["skipped"]`.
@@ -156,7 +156,7 @@ def _prepare(info: DatasetInfo, root: Path, reader_options: dict[str, Any]) -> _
         valid[split] = []
         for i, record in enumerate(records):
             try:
-                image = convert._check_record(record)  # the converter's one skip rule
+                image = convert.check_record(record)  # the converter's one skip rule
             except convert.BadImageError as e:
                 logger.warning("%s/%s: skipping %s (%s)", info.name, split, record.relpath, e.reason)
                 skipped.append({"relpath": record.relpath, "reason": e.reason, "split": split})
