@@ -190,7 +190,8 @@ class _DistanceBlocks:
             # One scalar bound for the block (the largest norms): a superset of the entries
             # within their own bound of zero; recomputing the others too is exact, just slower.
             bound = self.gamma * (float(np.sqrt(query_sq.max(initial=0.0))) + self.gallery_max_norm) ** 2
-            rows, cols = np.nonzero(out <= np.float32(bound))
+            # flatnonzero + divmod: np.nonzero of a 2-D mask is several times slower.
+            rows, cols = np.divmod(np.flatnonzero(out <= np.float32(bound)), out.shape[1])
             for start in range(0, len(rows), 4096):  # near-duplicates: few, in bounded batches
                 r, c = rows[start:start + 4096], cols[start:start + 4096]
                 diff = query[r].astype(np.float64) - self.gallery[c].astype(np.float64)

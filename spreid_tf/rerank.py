@@ -407,7 +407,9 @@ def _k_reciprocal_weights(blocks: _Blocks, top_idx: np.ndarray, top_dist: np.nda
     rh = top_idx[:, :nh]
     recip_h = (top_idx[rh, :nh] == ar[:, None, None]).any(axis=2)
     size_h = recip_h.sum(axis=1)
-    step = min(1024, num_all)
+    # Rows per step: `member` and `known` are (step, num_all), so at most 2^25 entries
+    # (160 MiB) and never more than 1024 rows: memory grows with the rows, not their square.
+    step = max(1, min(1024, num_all, (1 << 25) // num_all))
     member = np.zeros((step, num_all), dtype=bool)
     known = np.full((step, num_all), np.nan, dtype=np.float32)
     local = np.arange(step)[:, None]

@@ -2,6 +2,7 @@
 
 import pathlib
 import sys
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -280,3 +281,31 @@ def test_errors_name_the_argument_and_shapes():
         metrics.pairwise_distance(q, np.ones(5))
     with pytest.raises(ValueError, match="g_pids must be integers"):
         metrics.evaluate_rank(d, **{**ok, "g_pids": [1.5, 2, 3, 4]})
+
+
+def test_memory_grows_with_the_rows_not_their_square():
+    # evaluate_features holds one (chunk_size, g) distance block, per-chunk masks and keys of the
+    # same shape, and arrays proportional to q or g; never the q x g matrix. Doubling both q and
+    # g (chunk fixed) must at most double its memory, where the q x g float32 matrix would
+    # quadruple. The clusters are far apart, so that the negatives nearer than a query's farthest
+    # positive (a count that depends on the data, and grows faster than g when clusters overlap)
+    # are few; 10% allowance for the rest.
+    rng = np.random.default_rng(5)
+    dim, chunk = 16, 64
+    centres = rng.standard_normal((50, dim)).astype(np.float32)
+    peaks = []
+    for num_query, num_gallery in ((400, 2000), (800, 4000)):
+        q_pids, g_pids = rng.integers(0, 50, num_query), rng.integers(0, 50, num_gallery)
+        qf = centres[q_pids] + 0.1 * rng.standard_normal((num_query, dim), dtype=np.float32)
+        gf = centres[g_pids] + 0.1 * rng.standard_normal((num_gallery, dim), dtype=np.float32)
+        q_cams, g_cams = rng.integers(0, 3, num_query), rng.integers(0, 3, num_gallery)
+        tracemalloc.start()
+        try:
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            metrics.evaluate_features(qf, gf, q_pids, g_pids, q_cams, g_cams, chunk_size=chunk)
+            peaks.append(tracemalloc.get_traced_memory()[1] - base)
+        finally:
+            tracemalloc.stop()
+    assert peaks[1] <= 2.2 * peaks[0], peaks
+    assert peaks[1] < 4 * 800 * 4000, (peaks, "bytes of the q x g float32 matrix:", 4 * 800 * 4000)

@@ -1,6 +1,7 @@
 """Tests for spreid_tf.rerank against the published algorithm (tests/_reference.py)."""
 
 import pathlib
+import tracemalloc
 import sys
 
 import numpy as np
@@ -172,3 +173,40 @@ def test_errors():
         rerank.re_ranking(q, bad)
     with pytest.raises(ValueError, match="query_features is empty"):
         rerank.re_ranking(np.zeros((0, 4)), g)
+
+
+def _traced_peak(function, *args, **kwargs):
+    """(result, peak bytes that numpy allocated during the call), by tracemalloc."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        result = function(*args, **kwargs)
+        return result, tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_grows_with_the_rows_not_their_square():
+    # The published code holds several dense (q+g) x (q+g) matrices; here every array is of a
+    # fixed size (distance blocks, the Jaccard budget) or proportional to the rows (top-k lists,
+    # sparse V with ~k1 entries a row, the <= 1024-row candidate masks) or the output itself
+    # (q x g). With q fixed, doubling g doubles the rows, so the memory beyond the output must
+    # at most double (plus 10% for the data-dependent counts: nonzeros of V, candidate pairs),
+    # where one dense (q+g)^2 float32 matrix would quadruple.
+    rng = np.random.default_rng(21)
+    num_query, dim = 100, 32
+    centres = rng.standard_normal((300, dim)).astype(np.float32)
+
+    def features(n):
+        return centres[rng.integers(0, 300, n)] + 0.5 * rng.standard_normal((n, dim), dtype=np.float32)
+
+    qf = features(num_query)
+    working = []
+    for num_gallery in (1500, 3000):
+        gf = features(num_gallery)
+        out, peak = _traced_peak(rerank.re_ranking, qf, gf, block_size=256)
+        working.append(peak - out.nbytes)
+    rows = num_query + 3000
+    assert working[1] <= 2.2 * working[0], working
+    assert working[1] < 4 * rows ** 2, (working, "bytes of one dense (q+g)^2 float32 matrix:", 4 * rows ** 2)
