@@ -188,10 +188,23 @@ def test_the_launcher_logs_progress_while_a_cluster_runs(caplog):
 
 
 def test_pipeline_options_pass_through_and_unknown_flags_are_refused():
-    pipeline.check_pipeline_args(["--runner=DataflowRunner", "--project=p", "--region=europe-west4",
-                                  "--temp_location=gs://b/tmp", "--setup_file=./setup.py"])
-    pipeline.check_pipeline_args(["--runner=FlinkRunner", "--flink_master=host:8081", "--environment_type=LOOPBACK"])
-    pipeline.check_pipeline_args(["--runner=SparkRunner", "--spark_master_url=spark://host:7077"])
+    # The command lines of BUILD.md ("Feature extraction on Apache Beam"), flag for flag.
+    pipeline.check_pipeline_args([
+        "--runner=DataflowRunner", "--project=PROJECT", "--region=europe-west4", "--temp_location=gs://BUCKET/tmp",
+        "--staging_location=gs://BUCKET/staging",
+        "--sdk_container_image=europe-west4-docker.pkg.dev/PROJECT/REPO/spreid-beam:0.1.0",
+        "--sdk_location=container", "--machine_type=n1-standard-8", "--max_num_workers=20",
+        "--dataflow_service_options=worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver"])
+    pipeline.check_pipeline_args(["--runner=DataflowRunner", "--project=P", "--region=R", "--temp_location=gs://B/t",
+                                  "--setup_file=./setup.py", "--requirements_file=requirements.txt"])
+    pipeline.check_pipeline_args(["--runner=FlinkRunner", "--flink_master=flink-jobmanager:8081",
+                                  "--flink_version=1.20", "--parallelism=16", "--environment_type=DOCKER",
+                                  "--environment_config=registry.example.com/spreid-beam:0.1.0"])
+    pipeline.check_pipeline_args(["--runner=SparkRunner", "--spark_master_url=spark://spark-master:7077",
+                                  "--environment_type=DOCKER",
+                                  "--environment_config=registry.example.com/spreid-beam:0.1.0"])
+    pipeline.check_pipeline_args(["--runner=FnApiRunner", "--direct_num_workers=2",
+                                  "--direct_running_mode=multi_processing"])
     with pytest.raises(ValueError, match=r"unknown flags \['--batchsize=8'\]"):
         pipeline.check_pipeline_args(["--runner=DirectRunner", "--batchsize=8"])
 
