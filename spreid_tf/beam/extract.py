@@ -67,11 +67,21 @@ def main(argv: list[str]) -> None:
                      shards.report_path(shards.output_stem(FLAGS.output)))
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl parses this tool's flags and leaves the rest (Beam's options) in argv for main; a bad or
+    missing flag of ours ends as absl's own parser ends it (one line, status 1)."""
+    try:
+        return FLAGS(argv, known_only=True)
+    except flags.Error as error:
+        print(f"FATAL Flags parsing error: {error}\nPass --helpshort or --helpfull to see help on flags.",
+              file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
 def run() -> None:
     """Entry point: `python -m spreid_tf.beam.extract` and export/beam_extract.py."""
     define_flags()
-    # absl parses its flags and leaves the rest (Beam's) in argv for main.
-    app.run(cli.one_line_errors(main), flags_parser=lambda argv: FLAGS(argv, known_only=True))
+    app.run(cli.one_line_errors(main), flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

@@ -207,9 +207,11 @@ def test_pipeline_options_pass_through_and_unknown_flags_are_refused():
                                   "--direct_running_mode=multi_processing"])
     with pytest.raises(ValueError, match=r"unknown flags \['--batchsize=8'\]"):
         pipeline.check_pipeline_args(["--runner=DirectRunner", "--batchsize=8"])
+    with pytest.raises(FileNotFoundError, match=r"--saved_model='.*nowhere' is not a SavedModel folder"):
+        pipeline.run_extraction(str(REPO / "nowhere"), str(REPO), "out.npz", pipeline_args=[RUNNER])
 
 
-def test_missing_apache_beam_is_one_line(tmp_path):
+def test_missing_apache_beam_and_a_missing_flag_are_one_line(tmp_path):
     (tmp_path / "sitecustomize.py").write_text(
         "import sys\n"
         "class Block:\n"
@@ -223,6 +225,11 @@ def test_missing_apache_beam_is_one_line(tmp_path):
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
         'error: Apache Beam is not installed: pip install -e ".[beam]" (the optional extra "beam")']
+    # A missing flag of ours ends as in every absl binary, before Beam or TensorFlow is imported.
+    result = subprocess.run([sys.executable, "export/beam_extract.py", "--input=i", "--output=o.npz",
+                             "--runner=DirectRunner"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("FATAL Flags parsing error: flag --saved_model=None: Flag --saved_model must have")
 
 
 def test_only_spreid_tf_beam_pipeline_imports_apache_beam():
