@@ -10,12 +10,23 @@ re-id TFRecords. Unreadable images are skipped and reported (in the log and in
 `<output stem>.json`); the .npz holds `embeddings` (l2-normalised float32),
 `filenames`, `skipped_filenames`, `skipped_reasons` and, for TFRecord inputs,
 `person_ids`, `camera_ids`, `datasets`. With --query, the query features go to
-`<output stem>_query.npz` and the top-k matches to --search_output.
+`<output stem>_query.npz` and the top-k matches (brute force) to --search_output.
+
+Large galleries (needs the `search` extra, faiss: pip install -e ".[search]"): --build_index
+saves a search index of the --input embeddings (with their filenames and ids) to a folder;
+--search looks the --input embeddings up in such a folder and writes the top-k to
+--search_output:
+
+    python -m spreid_tf.infer --saved_model=exports/spreid/1 --input=gallery_dir \
+        --output=gallery.npz --build_index=gallery_index --index_kind=ivf --pca_dim=256
+    python -m spreid_tf.infer --saved_model=exports/spreid/1 --input=new_crops \
+        --output=crops.npz --search=gallery_index --top_k=10
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import app, flags, logging
 
@@ -40,6 +51,20 @@ def define_infer_flags() -> None:
     flags.DEFINE_string("query", None, "Query images/TFRecords: search them in the --input gallery.")
     flags.DEFINE_integer("top_k", 10, "Gallery matches kept per query.")
     flags.DEFINE_string("search_output", None, "Search results (.json or .csv); default <output stem>_search.json.")
+    flags.DEFINE_string("build_index", None, "Folder to save a search index of the --input embeddings in "
+                        "(spreid_tf.search; needs faiss).")
+    flags.DEFINE_enum("index_kind", "exact", ["exact", "ivf", "hnsw"], "--build_index: exact (brute force in "
+                      "faiss), ivf (inverted file) or hnsw (graph); see spreid_tf/search.py.")
+    flags.DEFINE_integer("pca_dim", 0, "--build_index: reduce to this many dimensions first (ivf, hnsw; 0: no PCA).")
+    flags.DEFINE_integer("nlist", 0, "--build_index=ivf: cells (0: 4 sqrt(N)).")
+    flags.DEFINE_integer("nprobe", 16, "ivf: cells scanned per query (recall vs speed); saved by --build_index, "
+                         "overrides the saved value when given with --search.")
+    flags.DEFINE_integer("ef_search", 64, "hnsw: search list length (recall vs speed); saved by --build_index, "
+                         "overrides the saved value when given with --search.")
+    flags.DEFINE_string("search", None, "A folder written by --build_index: search the --input embeddings in it.")
+    flags.register_multi_flags_validator(
+        ["search", "query", "build_index"], lambda f: sum(f[k] is not None for k in f) <= 1,
+        message="give at most one of --search, --query and --build_index")
     flags.register_multi_flags_validator(
         ["saved_model", "model"], lambda f: (f["saved_model"] is None) != (f["model"] is None),
         message="give exactly one of --saved_model and --model")
@@ -53,6 +78,18 @@ def main(argv: list[str]) -> None:
     from spreid_tf import inference
 
     stem = os.path.splitext(FLAGS.output)[0]
+    index = None
+    if FLAGS.search or FLAGS.build_index:
+        try:  # the base install has no faiss: say which extra before minutes of extraction
+            from spreid_tf import search
+            search.require_faiss()
+        except ImportError as error:
+            print(f"error: --{'search' if FLAGS.search else 'build_index'}: {error}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        if FLAGS.search:
+            index = search.SearchIndex.load(FLAGS.search)
+            # The index keeps the knobs it was built with; given flags override them for this search.
+            index.set_search_parameters(**{k: FLAGS[k].value for k in ("nprobe", "ef_search") if FLAGS[k].present})
     parallel = tf.data.AUTOTUNE if FLAGS.num_parallel_calls < 0 else FLAGS.num_parallel_calls
     if FLAGS.saved_model and not inference.is_saved_model(FLAGS.saved_model):
         raise FileNotFoundError(f"--saved_model={FLAGS.saved_model!r} is not a SavedModel folder (no saved_model.pb; "
@@ -61,7 +98,8 @@ def main(argv: list[str]) -> None:
     logging.info("%s, input size %s", embedder.description, embedder.image_size)
     config = {name: FLAGS[name].value for name in (
         "saved_model", "model", "input", "input_format", "output", "batch_size", "mixed_precision",
-        "query", "top_k", "search_output")}
+        "query", "top_k", "search_output", "search", "build_index", "index_kind", "pca_dim", "nlist", "nprobe",
+        "ef_search")}
 
     def run(spec: str, name: str) -> inference.Features:
         source = inference.resolve_inputs(spec, FLAGS.input_format)
@@ -78,6 +116,20 @@ def main(argv: list[str]) -> None:
         inference.save_search_results(search_output, inference.search_gallery(query, gallery, FLAGS.top_k))
         report["query"] = inference.features_report(query)
         logging.info("Wrote %s_query.npz and %s", stem, search_output)
+    if index is not None:
+        search_output = FLAGS.search_output or f"{stem}_search.json"
+        inference.save_search_results(search_output, inference.search_index(gallery, index, FLAGS.top_k))
+        logging.info("Searched %d embeddings in %s (%d entries, %s): wrote %s", len(gallery.filenames), FLAGS.search,
+                     len(index), index.config.factory(), search_output)
+    if FLAGS.build_index:
+        built = search.build_index(
+            gallery.embeddings, FLAGS.index_kind, filenames=gallery.filenames, person_ids=gallery.person_ids,
+            camera_ids=gallery.camera_ids, pca_dim=FLAGS.pca_dim or None, nlist=FLAGS.nlist or None,
+            nprobe=FLAGS.nprobe, ef_search=FLAGS.ef_search)
+        built.save(FLAGS.build_index)
+        report["index"] = {"folder": FLAGS.build_index, "factory": built.config.factory(), "entries": len(built)}
+        logging.info("Wrote the search index %s (%s, %d entries)", FLAGS.build_index, built.config.factory(),
+                     len(built))
     inference.write_report(f"{stem}.json", report)
     logging.info("Wrote %s (%d embeddings, %d skipped) and %s.json", FLAGS.output, len(gallery.filenames),
                  len(gallery.skipped), stem)

@@ -451,7 +451,7 @@ def load_features(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 def search_gallery(query: Features, gallery: Features, top_k: int = 10) -> list[dict]:
     """Top-k gallery matches of each query, nearest first, by the package's evaluation distance
-    (`spreid_tf.evaluation.protocols`: euclidean between l2-normalised embeddings).
+    (`spreid_tf.evaluation.protocols`: euclidean between l2-normalised embeddings), by brute force.
 
     Returns:
         One dict per query: {"query", ["person_id", "camera_id"],
@@ -463,6 +463,22 @@ def search_gallery(query: Features, gallery: Features, top_k: int = 10) -> list[
         raise ValueError(f"query embeddings are {query.embeddings.shape[1]}-D, gallery ones "
                          f"{gallery.embeddings.shape[1]}-D: use the same model")
     indices, distances = protocols.nearest(query.embeddings, gallery.embeddings, top_k)
+    return _search_results(query, indices, distances, gallery.filenames, gallery.person_ids, gallery.camera_ids)
+
+
+def search_index(query: Features, index, top_k: int = 10) -> list[dict]:
+    """Like `search_gallery`, in a `spreid_tf.search.SearchIndex` (faiss; exact or approximate).
+
+    Matches the index could not fill (an approximate index can return fewer than top_k) are left out.
+    """
+    if index.filenames is None:
+        raise ValueError("the search index has no filenames beside it: build it with filenames to name matches")
+    distances, rows = index.search(query.embeddings, top_k)
+    return _search_results(query, rows, distances, index.filenames, index.person_ids, index.camera_ids)
+
+
+def _search_results(query: Features, indices: np.ndarray, distances: np.ndarray, filenames: np.ndarray,
+                    person_ids: np.ndarray | None, camera_ids: np.ndarray | None) -> list[dict]:
     results = []
     for q, (order, row) in enumerate(zip(indices, distances)):
         entry: dict = {"query": str(query.filenames[q])}
@@ -470,9 +486,13 @@ def search_gallery(query: Features, gallery: Features, top_k: int = 10) -> list[
             entry.update(person_id=int(query.person_ids[q]), camera_id=int(query.camera_ids[q]))
         matches = []
         for rank, (g, distance) in enumerate(zip(order, row), 1):
-            match = {"rank": rank, "filename": str(gallery.filenames[g]), "distance": float(distance)}
-            if gallery.person_ids is not None:
-                match.update(person_id=int(gallery.person_ids[g]), camera_id=int(gallery.camera_ids[g]))
+            if g < 0:  # nothing found for this rank (approximate index)
+                break
+            match = {"rank": rank, "filename": str(filenames[g]), "distance": float(distance)}
+            if person_ids is not None:
+                match["person_id"] = int(person_ids[g])
+            if camera_ids is not None:
+                match["camera_id"] = int(camera_ids[g])
             matches.append(match)
         entry["matches"] = matches
         results.append(entry)

@@ -159,3 +159,42 @@ def test_record_count_of_converted_splits_comes_from_the_manifest(tmp_path):
     assert inference.converted_record_count([shard(n) for s in manifest["splits"].values() for n in s["shards"]]) == 12
     assert inference.converted_record_count([shard("gallery-00000-of-00002.tfrecord")]) is None  # half a split
     assert inference.converted_record_count([str(tmp_path / "other" / "x.tfrecord")]) is None  # no manifest
+
+
+@pytest.mark.slow  # two runs of the binary: ~15 s on 2 quiet cores
+def test_batch_infer_builds_a_search_index_and_searches_it(baseline, loaded_baseline, image_bytes, python, tmp_path):
+    pytest.importorskip("faiss")
+    from spreid_tf import search
+
+    gallery = _write_folder(tmp_path / "gallery", image_bytes)
+    python(["export/batch_infer.py", f"--saved_model={baseline.export_dir}", f"--input={gallery}",
+            f"--output={tmp_path / 'gallery.npz'}", f"--build_index={tmp_path / 'index'}"])
+    index = search.SearchIndex.load(tmp_path / "index")
+    assert [os.path.relpath(f, gallery) for f in index.filenames] == ["p1/a.jpg", "p1/b.png", "p2/c.JPG"]
+    assert index.config.kind == "exact"
+    report = json.loads((tmp_path / "gallery.json").read_text())
+    assert report["index"] == {"folder": str(tmp_path / "index"), "factory": "Flat", "entries": 3}
+
+    query = tmp_path / "query"
+    query.mkdir()
+    (query / "q.png").write_bytes(image_bytes[1])
+    (query / "r.jpg").write_bytes(image_bytes[2])
+    python(["export/batch_infer.py", f"--saved_model={baseline.export_dir}", f"--input={query}",
+            f"--output={tmp_path / 'query.npz'}", f"--search={tmp_path / 'index'}", "--top_k=2",
+            f"--search_output={tmp_path / 'found.csv'}"])
+    rows = (tmp_path / "found.csv").read_text().splitlines()
+    assert rows[0] == "query,rank,filename,distance" and len(rows) == 5
+    # Each query image is in the gallery: it finds itself first (distance ~0: the same image in another
+    # batch moves a unit embedding by ~1e-7 a coordinate, see the test above), then another image.
+    for line, name in zip((rows[1], rows[3]), ("p1/b.png", "p2/c.JPG")):
+        _, rank, filename, distance = line.split(",")
+        assert rank == "1" and filename.endswith(name) and float(distance) < 1e-3
+    assert float(rows[2].split(",")[3]) > 1e-3 and float(rows[4].split(",")[3]) > 1e-3
+    # The same ranking as the brute-force search of the same embeddings.
+    saved = inference.load_features(tmp_path / "query.npz")
+    gallery_features = inference.load_features(tmp_path / "gallery.npz")
+    expected = inference.search_gallery(
+        inference.Features(saved["embeddings"], saved["filenames"]),
+        inference.Features(gallery_features["embeddings"], gallery_features["filenames"]), top_k=2)
+    assert [[m["filename"] for m in e["matches"]] for e in expected] == \
+        [[r.split(",")[2] for r in rows[1:3]], [r.split(",")[2] for r in rows[3:5]]]
