@@ -94,19 +94,31 @@ def _bad_record_shard(path, image):
             writer.write(example.SerializeToString())
 
 
-def test_converted_tfrecords_match_batch_infer(baseline, image_bytes, tmp_path):
+def test_converted_tfrecords_on_a_remote_file_system_match_batch_infer(baseline, image_bytes, tmp_path):
+    """The converted miniature's shards and one with a truncated image, read and written through the
+    remote path (tf.io.gfile, as for gs://): TensorFlow's in-memory ram:// file system stands in for
+    Cloud Storage, shared by the in-process runner's worker."""
     synthetic.write_benchmark("market1501", tmp_path / "raw")
     convert_dataset("market1501", tmp_path / "raw", tmp_path / "tfrecords", num_shards=2, progress_every=0)
     converted = tmp_path / "tfrecords" / "market1501"
     _bad_record_shard(converted / "extra-00000-of-00001.tfrecord", image_bytes[1])
-    output = tmp_path / "out" / "features.npz"
-    report = pipeline.run_extraction(baseline.export_dir, str(converted), str(output), batch_size=4,
+    remote = f"ram://{tmp_path.name}"
+    for shard in converted.glob("*.tfrecord"):
+        tf.io.gfile.copy(str(shard), f"{remote}/tfrecords/{shard.name}")
+    output = f"{remote}/out/features.npz"
+    report = pipeline.run_extraction(baseline.export_dir, f"{remote}/tfrecords/*.tfrecord", output, batch_size=4,
                                      log_every_s=0, pipeline_args=[RUNNER])
-    reference = _batch_infer(baseline.export_dir, str(converted), batch_size=16)
+    reference = _batch_infer(baseline.export_dir, str(converted), batch_size=16)  # the local copy
     assert [f for f, _ in reference.skipped] == ["extra/truncated.png"]
     got = _assert_same_output(output, reference, tmp_path)
     assert len(got["filenames"]) == 5 + 18 + 32 + 2 and set(got["datasets"]) == {"market1501", "extra"}
     assert report["shards"] == [shards.shard_path("features", i, 7) for i in range(7)]  # one per input file
+    assert report["features"]["skipped"] == [{"filename": "extra/truncated.png", "reason": reference.skipped[0][1]}]
+    with pytest.raises(FileNotFoundError, match=r"no files match input 'ram://.*/nothing-\*\.jpg'"):
+        pipeline.resolve_inputs(f"{remote}/nothing-*.jpg")
+    with pytest.raises(ValueError, match=r"--output='out.npz' is a local path, which Dataflow workers cannot see"):
+        pipeline.run_extraction(f"{remote}/model", f"{remote}/tfrecords/*.tfrecord", "out.npz",
+                                pipeline_args=["--runner=DataflowRunner"])
 
 
 def test_an_unreadable_shard_is_written_empty_and_a_failed_run_leaves_nothing(baseline, image_bytes, tmp_path):
@@ -130,28 +142,6 @@ def test_an_unreadable_shard_is_written_empty_and_a_failed_run_leaves_nothing(ba
         pipeline.run_extraction(baseline.export_dir, str(folder), str(output), images_per_shard=1, log_every_s=0,
                                 pipeline_args=[RUNNER])
     assert os.listdir(tmp_path / "out") == []
-
-
-def test_remote_paths_go_through_tensorflow_file_systems(baseline, image_bytes, tmp_path):
-    """gs:// inputs and outputs take the remote path (tf.io.gfile); TensorFlow's in-memory ram://
-    file system stands in for Cloud Storage here, shared by the in-process runner's worker."""
-    root = f"ram://{tmp_path.name}"
-    for i, data in enumerate(image_bytes):
-        with tf.io.gfile.GFile(f"{root}/in/{i}.png", "wb") as f:
-            f.write(data)
-    output = f"{root}/out/features.npz"
-    report = pipeline.run_extraction(baseline.export_dir, f"{root}/in/*.png", output, images_per_shard=3,
-                                     log_every_s=0, pipeline_args=[RUNNER])
-    assert report["shards"] == ["features-00000-of-00002.npz", "features-00001-of-00002.npz"]
-    got = shards.load_sharded_features(output)
-    assert list(got["filenames"]) == [f"{root}/in/{i}.png" for i in range(4)]
-    for i, data in enumerate(image_bytes):  # the reference: batch_infer over the same bytes on local disk
-        (tmp_path / f"{i}.png").write_bytes(data)
-    reference = _batch_infer(baseline.export_dir, str(tmp_path / "*.png"), batch_size=4)
-    np.testing.assert_allclose(got["embeddings"], reference.embeddings, rtol=0, atol=ATOL)
-    with pytest.raises(ValueError, match=r"--output='out.npz' is a local path, which Dataflow workers cannot see"):
-        pipeline.run_extraction(f"{root}/model", f"{root}/in/*.png", "out.npz",
-                                pipeline_args=["--runner=DataflowRunner"])
 
 
 class _RunningJob(PipelineResult):
