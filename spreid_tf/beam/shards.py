@@ -9,7 +9,8 @@ Each shard is an .npz of `spreid_tf.inference.save_features` (embeddings, filena
 skipped_filenames, skipped_reasons, and person_ids, camera_ids, datasets for TFRecord
 input) over a contiguous run of the inputs, in input order; shard after shard is the
 input order of `batch_infer.py`. The report has batch_infer's keys (config, features:
-images, embedding_dim, seconds, images_per_second, skipped, skipped_count) plus `shards`.
+images, embedding_dim, seconds, images_per_second, skipped, skipped_count) plus `shards`
+(the file names, in order) and `worker_seconds` (the extraction time summed over shards).
 Its presence means every shard was written: it is written after all of them.
 
 A shard is a work unit: `images_per_shard` image files, or one TFRecord file (a
