@@ -89,6 +89,12 @@ def _cases() -> dict:
         "semantic_pooling_features": (lambda: _layer_model(layers.SemanticPooling(resize="features", name="sp"),
                                                            (3, 4, 6), (8, 5, 4)), [(3, 4, 6), (8, 5, 4)], "maps"),
         "stop_gradient": (lambda: _layer_model(layers.StopGradient(name="stop"), (3, 4)), [(3, 4)], "normal"),
+        # Chainer's pooling (the authors' InceptionV3): zero-padded 5x5 average, ceil-mode 3x3/2 max
+        # on sizes where the last window reaches past the input.
+        "zero_padded_average": (lambda: _layer_model(layers.ZeroPaddedAveragePooling2D(5, 2, name="avg"),
+                                                     (7, 6, 3)), [(7, 6, 3)], "normal"),
+        "ceil_mode_max": (lambda: _layer_model(layers.CeilModeMaxPooling2D(3, 2, name="max"), (8, 11, 3)),
+                          [(8, 11, 3)], "normal"),
         # Models: the paper's InceptionV3* parser (output stride 16, ASPP), the MobileNetV2 parser
         # at output stride 8 with the decoder, the baseline, SPReID w/fg (shared backbone, re-id
         # branch scaled down) and wo/fg (exclusive backbones); all built with (None, None, 3)
