@@ -8,6 +8,8 @@ published re_ranking), and prints a markdown table.
 
     python benchmarks/evaluation.py                      # Market, with references
     python benchmarks/evaluation.py --case all --skip_reference
+    python benchmarks/evaluation.py --case msmt17 --repeats 1        # MSMT17 size, no references
+    python benchmarks/evaluation.py --case msmt17 --dim 6144 --backends ""   # SPReID's embedding, evaluation only
 
 Every measurement runs in its own child process, so that its peak resident
 memory (ru_maxrss) is its own: "peak MiB" is that peak, "+MiB" the part above
@@ -20,7 +22,14 @@ groups), each camera a small bias, each image noise of varying strength
 (10% of images much noisier); features are l2-normalised, 2048-D.
 Market: 751 ids, 6 cameras, 3368 queries, 15913 gallery images of which 2793
 distractors (pid 0). Duke: 702 query ids, 8 cameras, 2228 queries, 17661
-gallery images of 1110 ids (408 distractor identities).
+gallery images of 1110 ids (408 distractor identities). MSMT17: 3060 ids, 15
+cameras, 11659 queries, 82161 gallery images. --dim sets the dimension (SPReID
+w/fg: 6144).
+
+At MSMT17 size the references are not run: the published re-ranking needs at least
+16 (q+g)^2 bytes at once (the float32 distance matrix, np.argsort's int64 ranks and
+their int32 copy: 131 GiB), torchreid's evaluation 21 q g bytes (distances, argsort
+indices, the gathered pids and their comparison: 19 GiB); the script prints both.
 """
 
 from __future__ import annotations
@@ -46,6 +55,9 @@ CASES = {
                    distractor_ids=0, num_cams=6),
     "duke": dict(num_ids=702, num_query=2228, num_gallery=17661, num_distractors=0,
                  distractor_ids=408, num_cams=8),
+    # MSMT17's test split: 3060 ids, 15 cameras, 11659 queries x 82161 gallery images.
+    "msmt17": dict(num_ids=3060, num_query=11659, num_gallery=82161, num_distractors=0,
+                   distractor_ids=0, num_cams=15),
     # A smoke test of this script, in seconds.
     "tiny": dict(num_ids=50, num_query=200, num_gallery=900, num_distractors=100,
                  distractor_ids=10, num_cams=4),
@@ -54,16 +66,16 @@ DIM = 2048
 
 
 def make_features(num_ids: int, num_query: int, num_gallery: int, num_distractors: int,
-                  distractor_ids: int, num_cams: int, seed: int = 0):
+                  distractor_ids: int, num_cams: int, seed: int = 0, dim: int = DIM):
     """Structured synthetic features; see the module docstring."""
     rng = np.random.default_rng(seed)
     signal, rho, cam_sigma = 0.42, 0.6, 0.1
     total_ids = num_ids + distractor_ids
-    groups = signal * rng.standard_normal((150, DIM), dtype=np.float32)
-    centres = signal * rng.standard_normal((total_ids + 1, DIM), dtype=np.float32)
+    groups = signal * rng.standard_normal((150, dim), dtype=np.float32)
+    centres = signal * rng.standard_normal((total_ids + 1, dim), dtype=np.float32)
     centres = (np.float32(np.sqrt(1 - rho)) * centres
                + np.float32(np.sqrt(rho)) * groups[rng.integers(0, 150, total_ids + 1)])
-    cam_bias = cam_sigma * rng.standard_normal((num_cams, DIM), dtype=np.float32)
+    cam_bias = cam_sigma * rng.standard_normal((num_cams, dim), dtype=np.float32)
     # Queries: every query id once, the rest at random; gallery: every id once
     # (distractor ids included), the rest at random, then pid-0 distractors.
     q_pids = np.concatenate([np.arange(1, num_ids + 1),
@@ -76,15 +88,15 @@ def make_features(num_ids: int, num_query: int, num_gallery: int, num_distractor
     g_cams = rng.integers(0, num_cams, num_gallery)
 
     def images(pids, cams):
-        out = np.empty((len(pids), DIM), dtype=np.float32)
+        out = np.empty((len(pids), dim), dtype=np.float32)
         for s in range(0, len(pids), 2048):
             p, c = pids[s:s + 2048], cams[s:s + 2048]
             strength = rng.uniform(0.8, 1.2, (len(p), 1)).astype(np.float32)
             strength[rng.random(len(p)) < 0.1] *= np.float32(1.6)
-            x = rng.standard_normal((len(p), DIM), dtype=np.float32) * strength
+            x = rng.standard_normal((len(p), dim), dtype=np.float32) * strength
             x += centres[p] + cam_bias[c]
             distractor = p == 0
-            x[distractor] += signal * rng.standard_normal((int(distractor.sum()), DIM),
+            x[distractor] += signal * rng.standard_normal((int(distractor.sum()), dim),
                                                           dtype=np.float32)
             x /= np.linalg.norm(x, axis=1, keepdims=True)
             out[s:s + 2048] = x
@@ -200,21 +212,33 @@ def _reranked_quality(data_dir: pathlib.Path, task: str) -> dict:
     return {"mAP": r.mAP, "rank1": float(r.cmc[0]), "mINP": r.mINP}
 
 
+# Cases where the references' dense matrices do not fit a workstation: not run, only sized.
+NO_REFERENCE = ("msmt17",)
+
+
+def published_memory_gib(num_query: int, num_gallery: int) -> dict:
+    """Lower bounds on what the reference code holds at once (bytes as in the module docstring)."""
+    n = num_query + num_gallery
+    return {"rerank_reference_gib": 16 * n ** 2 / 2 ** 30,
+            "eval_reference_gib": 21 * num_query * num_gallery / 2 ** 30}
+
+
 def run_case(name: str, args) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix=f"spreid_bench_{name}_") as tmp:
         data_dir = pathlib.Path(tmp)
         t = time.perf_counter()
-        qf, gf, q_pids, g_pids, q_cams, g_cams = make_features(**CASES[name], seed=args.seed)
+        qf, gf, q_pids, g_pids, q_cams, g_cams = make_features(**CASES[name], seed=args.seed, dim=args.dim)
         np.save(data_dir / "query.npy", qf)
         np.save(data_dir / "gallery.npy", gf)
         np.savez(data_dir / "ids.npz", q_pids=q_pids, g_pids=g_pids, q_cams=q_cams,
                  g_cams=g_cams)
         del qf, gf
         print(f"[{name}] data ready in {time.perf_counter() - t:.1f} s", file=sys.stderr)
-        tasks = ["eval_fast"] + (["eval_reference"] if not args.skip_reference else [])
+        skip_reference = args.skip_reference or name in NO_REFERENCE
+        tasks = ["eval_fast"] + (["eval_reference"] if not skip_reference else [])
         tasks += [f"rerank_{b}" for b in args.backends.split(",") if b]
-        if not args.skip_reference and not args.skip_reference_rerank:
+        if not skip_reference and not args.skip_reference_rerank:
             tasks.append("rerank_reference")
         results = {}
         for task in tasks:
@@ -246,17 +270,22 @@ def run_case(name: str, args) -> list[dict]:
                 note = (f"spreid_tf evaluate_rank on this matrix: dmAP {same['dmAP']:.1e}, "
                         f"dmINP {same['dmINP']:.1e}, CMC "
                         f"{'equal' if same['cmc_equal'] else 'DIFFERENT'}")
-            rows.append({"case": name, **res, "note": note})
+            if name in NO_REFERENCE:
+                need = published_memory_gib(CASES[name]["num_query"], CASES[name]["num_gallery"])
+                note = (f"reference not run: it would hold >= {need['eval_reference_gib']:.0f} GiB"
+                        if task.startswith("eval") else
+                        f"reference not run: it would hold >= {need['rerank_reference_gib']:.0f} GiB")
+            rows.append({"case": name, "dim": args.dim, **res, "note": note})
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| case | task | wall s (median) | wall s (min) | CPU s | peak MiB | +MiB "
+    lines = ["| case | dim | task | wall s (median) | wall s (min) | CPU s | peak MiB | +MiB "
              "| mAP | R1 | mINP | agreement |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
-            f"| {r['case']} | {r['task']} | {r['wall_s']:.2f} | {r['wall_min_s']:.2f} "
+            f"| {r['case']} | {r['dim']} | {r['task']} | {r['wall_s']:.2f} | {r['wall_min_s']:.2f} "
             f"| {r['cpu_s']:.2f} | {r['peak_mib']:.0f} | {r['peak_mib'] - r['start_mib']:.0f} "
             f"| {r['mAP']:.4f} | {r['rank1']:.4f} | {r['mINP']:.4f} | {r['note']} |")
     return "\n".join(lines)
@@ -264,7 +293,9 @@ def markdown(rows: list[dict]) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--case", choices=["market", "duke", "all", "tiny"], default="market")
+    parser.add_argument("--case", choices=["market", "duke", "msmt17", "all", "tiny"], default="market",
+                        help="all: market and duke")
+    parser.add_argument("--dim", type=int, default=DIM, help="feature dimension (SPReID w/fg: 6144)")
     parser.add_argument("--skip_reference", action="store_true",
                         help="time only spreid_tf (the references take minutes)")
     parser.add_argument("--skip_reference_rerank", action="store_true",
