@@ -18,7 +18,7 @@ saves a search index of the --input embeddings (with their filenames and ids) to
 --search_output:
 
     python -m spreid_tf.infer --saved_model=exports/spreid/1 --input=gallery_dir \
-        --output=gallery.npz --build_index=gallery_index --index_kind=ivf --pca_dim=256
+        --output=gallery.npz --build_index=gallery_index --index_kind=hnsw --pca_dim=256
     python -m spreid_tf.infer --saved_model=exports/spreid/1 --input=new_crops \
         --output=crops.npz --search=gallery_index --top_k=10
 """
@@ -59,7 +59,7 @@ def define_infer_flags() -> None:
     flags.DEFINE_integer("nlist", 0, "--build_index=ivf: cells (0: 4 sqrt(N)).")
     flags.DEFINE_integer("nprobe", 16, "ivf: cells scanned per query (recall vs speed); saved by --build_index, "
                          "overrides the saved value when given with --search.")
-    flags.DEFINE_integer("ef_search", 64, "hnsw: search list length (recall vs speed); saved by --build_index, "
+    flags.DEFINE_integer("ef_search", 128, "hnsw: search list length (recall vs speed); saved by --build_index, "
                          "overrides the saved value when given with --search.")
     flags.DEFINE_string("search", None, "A folder written by --build_index: search the --input embeddings in it.")
     flags.register_multi_flags_validator(

@@ -99,10 +99,11 @@ class IndexConfig:
     nlist: int | None = None
     nprobe: int = 16
     refine: str = "auto"
-    k_factor: int = 10
-    hnsw_m: int = 32
-    ef_search: int = 64
-    ef_construction: int = 80
+    # Defaults: the settings benchmarks/search.py measures (BENCHMARKS.md, "Large-gallery search").
+    k_factor: int = 20
+    hnsw_m: int = 48
+    ef_search: int = 128
+    ef_construction: int = 120
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -331,8 +332,8 @@ class SearchIndex:
 
 def build_index(embeddings: Any, kind: str = "exact", *, filenames: Sequence[str] | None = None,
                 person_ids: Any = None, camera_ids: Any = None, pca_dim: int | None = None,
-                nlist: int | None = None, nprobe: int = 16, refine: str = "auto", k_factor: int = 10,
-                hnsw_m: int = 32, ef_search: int = 64, seed: int = 0) -> SearchIndex:
+                nlist: int | None = None, nprobe: int = 16, refine: str = "auto", k_factor: int = 20,
+                hnsw_m: int = 48, ef_search: int = 128, seed: int = 0) -> SearchIndex:
     """Builds a `SearchIndex` over `embeddings` (trained on them, then filled with them).
 
     Args:
