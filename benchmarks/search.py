@@ -23,9 +23,9 @@ index (no low-dimensional structure at all).
 
 Memory: the peak resident size of this process (VmHWM) after building and after searching
 (the gallery chunks, the training sample and the exact scan's blocks included), its resident
-size after the build; the index's size is that of the folder `SearchIndex.save` writes (timed). Queries/s: wall clock for
-all queries in one batch (faiss' threads: 2 here), and per CPU-second times the threads
-(what the same run gives on cores no other job shares).
+size after the build; the index's size is that of the folder `SearchIndex.save` writes (timed).
+Queries/s: wall clock for all queries in one batch (faiss' threads: 2 here), and per CPU-second
+times the threads (what the same run gives on cores no other job shares).
 """
 
 from __future__ import annotations
