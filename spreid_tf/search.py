@@ -9,14 +9,17 @@ package's evaluation distance between l2-normalised embeddings).
 Kinds:
 
 * "exact": `IndexFlatL2`, every gallery vector stored as is; the same ranking as brute force.
-* "ivf": an inverted file (k-means cells; a query scans its `nprobe` nearest cells), optionally
-  after a PCA to `pca_dim` dimensions (for 2048-D or 6144-D embeddings), with the shortlist
-  re-ranked by `refine`: "sq8" (the full-dimensional vectors at one byte a coordinate), "flat"
-  (full float32 vectors: exact distances, 4 bytes a coordinate) or "none".
-* "hnsw": a graph (`IndexHNSWFlat`, M links a node), optionally after a PCA; no training, good
-  recall at small sizes, but slow to build at millions of 2048-D vectors.
+* "ivf": an inverted file (k-means cells; a query scans its `nprobe` nearest cells).
+* "hnsw": a graph (`IndexHNSWFlat`, `hnsw_m` links a node; `ef_search` candidates explored).
 
-    index = search.build_index(gallery.embeddings, "ivf", pca_dim=256, filenames=gallery.filenames)
+Both approximate kinds can work after a PCA to `pca_dim` dimensions (for 2048-D or 6144-D
+embeddings); a shortlist of `k_factor` x top_k is then re-ranked by `refine`: "sq8" (the
+full-dimensional vectors at one byte a coordinate; the default after a PCA), "flat" (full
+float32 vectors: exact distances, 4 bytes a coordinate) or "none". For a million 2048-D
+embeddings, "hnsw" with pca_dim=256 is what BENCHMARKS.md ("Large-gallery search") measures:
+3.3 GiB, 5-11 min to build on 2 cores; an inverted file recalled far less there.
+
+    index = search.build_index(gallery.embeddings, "hnsw", pca_dim=256, filenames=gallery.filenames)
     index.save("gallery_index")
     index = search.SearchIndex.load("gallery_index")
     distances, rows = index.search(query_embeddings, top_k=10)   # rows index index.filenames
