@@ -32,6 +32,9 @@ from absl import app, flags, logging
 
 from spreid_tf import cli
 
+if __name__ == "__main__":
+    cli.interrupt_quietly_while_loading()  # Ctrl-C while TensorFlow loads: one line
+
 FLAGS = flags.FLAGS
 
 

@@ -64,7 +64,8 @@ def _is_image(path: str) -> bool:
     return path.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def _is_tfrecord(path: str) -> bool:
+def is_tfrecord(path: str) -> bool:
+    """True for a converted shard (`*.tfrecord` or TFRecordWriter-style `*.tfrecord-NNNNN-of-NNNNN`)."""
     return path.endswith(schema.SHARD_SUFFIX) or ".tfrecord-" in os.path.basename(path)
 
 
@@ -103,7 +104,7 @@ def resolve_inputs(spec: str | os.PathLike | Sequence[str], input_format: str = 
         return InputSource("images", tuple(paths), spec)
     if os.path.isdir(spec):
         files = sorted(os.path.join(root, name) for root, _, names in os.walk(spec) for name in names)
-        records = [f for f in files if _is_tfrecord(f)]
+        records = [f for f in files if is_tfrecord(f)]
         images = [f for f in files if _is_image(f)]
         if input_format == "tfrecord" or (input_format == "auto" and records and not images):
             if not records:
@@ -116,7 +117,7 @@ def resolve_inputs(spec: str | os.PathLike | Sequence[str], input_format: str = 
         ([spec] if os.path.exists(spec) else [])
     if not matches:
         raise FileNotFoundError(f"no files match input {spec!r}")
-    if input_format == "tfrecord" or (input_format == "auto" and all(_is_tfrecord(m) for m in matches)):
+    if input_format == "tfrecord" or (input_format == "auto" and all(is_tfrecord(m) for m in matches)):
         return InputSource("tfrecord", tuple(matches), spec)
     return InputSource("images", tuple(m for m in matches if not os.path.isdir(m)), spec)
 
@@ -276,7 +277,8 @@ def _why_image_fails(data: bytes | None, read_error: str | None = None) -> str:
     return "could not be read or decoded"
 
 
-def _diagnose_files(paths: Sequence[str]) -> list[tuple[str, str]]:
+def diagnose_files(paths: Sequence[str]) -> list[tuple[str, str]]:
+    """(path, why it does not decode) for each of `paths`: the skip list's reasons."""
     reasons = []
     for path in paths:
         try:
@@ -289,7 +291,8 @@ def _diagnose_files(paths: Sequence[str]) -> list[tuple[str, str]]:
     return reasons
 
 
-def _diagnose_records(files: Sequence[str], indices: set[int]) -> list[tuple[str, str]]:
+def diagnose_records(files: Sequence[str], indices: set[int]) -> list[tuple[str, str]]:
+    """(record name, why its image does not decode) for the records at `indices` of `files`."""
     reasons = []
     wanted = tf.constant(sorted(indices), tf.int64)
     ds = tf.data.TFRecordDataset(list(files)).enumerate()
@@ -328,7 +331,8 @@ def converted_record_count(paths: Sequence[str]) -> int | None:
     return total
 
 
-def _format_eta(seconds: float) -> str:
+def format_eta(seconds: float) -> str:
+    """`1m05s`, or `2h03m` from an hour on."""
     seconds = max(int(round(seconds)), 0)
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
@@ -384,7 +388,7 @@ def extract_features(
             seen = int(batch["index"].numpy()[-1]) + 1
             rate = count / (now - start)
             done = f"{count}/{total}" if total else str(count)
-            eta = f", ETA {_format_eta((total - seen) / rate)}" if total else ""
+            eta = f", ETA {format_eta((total - seen) / rate)}" if total else ""
             logging.info("%s: %s images, %.1f img/s%s, %d skipped so far", name, done, rate, eta,
                          seen - count - len(batch["index"]))
     if pending is not None:
@@ -397,9 +401,9 @@ def extract_features(
         raise RuntimeError(f"{source.description}: the TFRecord stream ended early (a corrupt file?)")
     missing = sorted(set(range(expected)) - set(indices.tolist()))
     if source.kind == "images":
-        skipped = _diagnose_files([source.paths[i] for i in missing])
+        skipped = diagnose_files([source.paths[i] for i in missing])
     else:
-        skipped = _diagnose_records(source.paths, set(missing)) if missing else []
+        skipped = diagnose_records(source.paths, set(missing)) if missing else []
     for filename, reason in skipped:
         logging.warning("%s: skipped %s: %s", name, filename, reason)
     if count == 0:
@@ -444,8 +448,23 @@ def save_features(path: str | os.PathLike, features: Features) -> None:
 
 
 def load_features(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Reads an .npz written by `save_features` into a dict of arrays."""
-    with np.load(os.fspath(path), allow_pickle=False) as data:
+    """Reads an .npz written by `save_features` into a dict of arrays.
+
+    The --output of export/beam_extract.py works too (its shards `<stem>-NNNNN-of-NNNNN.npz`
+    and report `<stem>.json` stand where batch_infer.py writes `<stem>.npz`): the shards are
+    read into the same dict (`spreid_tf.beam.shards.load_sharded_features`).
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        from spreid_tf.beam import shards  # no Apache Beam: numpy and json only
+
+        report = shards.report_path(shards.output_stem(path))
+        if os.path.isfile(report):
+            with open(report) as f:
+                sharded = "shards" in json.load(f)
+            if sharded:
+                return shards.load_sharded_features(path)
+    with np.load(path, allow_pickle=False) as data:
         return {key: data[key] for key in data.files}
 
 

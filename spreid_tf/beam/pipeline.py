@@ -76,7 +76,7 @@ def resolve_inputs(spec: str, input_format: str = "auto") -> inference.InputSour
     matches = sorted(tf.io.gfile.glob(spec))
     if not matches:
         raise FileNotFoundError(f"no files match input {spec!r}")
-    records = input_format == "tfrecord" or (input_format == "auto" and all(map(inference._is_tfrecord, matches)))
+    records = input_format == "tfrecord" or (input_format == "auto" and all(map(inference.is_tfrecord, matches)))
     return inference.resolve_inputs(matches, "tfrecord" if records else "images")
 
 
@@ -108,9 +108,9 @@ def _count_records(path: str) -> int:
 def _nothing_readable(embedder: inference.Embedder, source: inference.InputSource) -> inference.Features:
     """The shard of a unit where no input could be read: no rows, every input skipped with its reason."""
     if source.kind == "images":
-        skipped = inference._diagnose_files(source.paths)
+        skipped = inference.diagnose_files(source.paths)
     else:
-        skipped = inference._diagnose_records(source.paths, set(range(_count_records(source.paths[0]))))
+        skipped = inference.diagnose_records(source.paths, set(range(_count_records(source.paths[0]))))
     dim = int(embedder(tf.zeros([1, *embedder.image_size, 3], tf.uint8)).shape[-1])
     features = inference.Features(embeddings=np.zeros([0, dim], np.float32), filenames=np.array([], str),
                                   skipped=skipped)
@@ -223,7 +223,7 @@ def build_pipeline(pipeline: beam.Pipeline, saved_model: str, source: inference.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    units = shards.plan_shards(source, images_per_shard)
+    units = shards.plan_shards(source.kind, source.paths, images_per_shard)
     stem = shards.output_stem(output)
     config = dict(config or {}, saved_model=saved_model, output=output, num_shards=len(units))
     config.setdefault("input", source.description)
@@ -284,7 +284,7 @@ def run_extraction(saved_model: str, input_spec: str, output: str, *, input_form
     config = dict(config or {}, input=input_spec, input_format=input_format, batch_size=batch_size,
                   images_per_shard=images_per_shard, pipeline_args=list(pipeline_args))
     remove_previous_output(output)
-    units = len(shards.plan_shards(source, images_per_shard))
+    units = len(shards.plan_shards(source.kind, source.paths, images_per_shard))
     logging.info("%s: %d inputs (%s) in %d shards -> %s", input_spec, len(source.paths), source.kind, units,
                  shards.output_stem(output))
     pipeline = beam.Pipeline(options=options)
@@ -324,6 +324,6 @@ def _follow(result: PipelineResult, num_shards: int, log_every_s: float) -> None
         state = result.state
         counts, elapsed = _counters(result), time.time() - start
         done, images = counts.get("shards", 0), counts.get("images", 0)
-        eta = f", ETA {inference._format_eta((num_shards - done) * elapsed / done)}" if done else ""
+        eta = f", ETA {inference.format_eta((num_shards - done) * elapsed / done)}" if done else ""
         logging.info("%s: %d/%d shards, %d images, %.1f img/s, %d skipped%s", state, done, num_shards, images,
                      images / elapsed, counts.get("skipped", 0), eta)

@@ -25,12 +25,8 @@ import io
 import json
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:  # the binary imports this module before flag parsing: no TensorFlow yet
-    from spreid_tf import inference
 
 DEFAULT_IMAGES_PER_SHARD = 4096
 
@@ -51,17 +47,17 @@ def report_path(stem: str) -> str:
     return f"{stem}.json"
 
 
-def plan_shards(source: inference.InputSource, images_per_shard: int = DEFAULT_IMAGES_PER_SHARD
+def plan_shards(kind: str, paths: Sequence[str], images_per_shard: int = DEFAULT_IMAGES_PER_SHARD
                 ) -> list[tuple[int, tuple[str, ...]]]:
     """The work units, in input order: (shard index, the input paths it reads).
 
-    Image files are cut into runs of `images_per_shard`; TFRecords give one unit per file.
+    `kind` and `paths` are an `inference.InputSource`'s. Image files are cut into runs of
+    `images_per_shard`; TFRecords give one unit per file.
     """
     if images_per_shard < 1:
         raise ValueError(f"images_per_shard must be positive, got {images_per_shard}")
-    if source.kind == "tfrecord":
-        return [(i, (path,)) for i, path in enumerate(source.paths)]
-    paths = source.paths
+    if kind == "tfrecord":
+        return [(i, (path,)) for i, path in enumerate(paths)]
     return [(i, tuple(paths[start:start + images_per_shard]))
             for i, start in enumerate(range(0, len(paths), images_per_shard))]
 

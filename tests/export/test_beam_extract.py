@@ -45,6 +45,9 @@ def _assert_same_output(beam_out, reference: inference.Features, tmp_path):
     expected = inference.load_features(tmp_path / "reference.npz")
     got = shards.load_sharded_features(beam_out)
     assert sorted(got) == sorted(expected)
+    if not str(beam_out).startswith("ram://"):  # batch_infer's reader takes the sharded output too
+        read = inference.load_features(beam_out)
+        assert sorted(read) == sorted(got) and all(np.array_equal(read[k], got[k]) for k in got)
     for key in expected:
         if key == "embeddings":
             assert got[key].dtype == np.float32 and got[key].shape == expected[key].shape
