@@ -310,7 +310,8 @@ def _description(info: DatasetInfo) -> str:
 def _manual_instructions(info: DatasetInfo) -> str:
     tree = "\n".join("    " + line for line in info.expected_tree.strip("\n").splitlines())
     return (f"{info.reference}. Get the raw data from {info.url} (it cannot be downloaded automatically) and "
-            f"pass its folder as manual_dir (download_config=tfds.download.DownloadConfig(manual_dir=...)): the "
+            f"pass its folder as manual_dir (`tfds build {builder_name(info.name)} --imports=spreid_tf.data.tfds "
+            f"--manual_dir=...`, or download_config=tfds.download.DownloadConfig(manual_dir=...)): the "
             f"benchmark's top folder or the folder that holds it:\n{tree}")
 
 
@@ -352,8 +353,8 @@ def prepared_builder(name: str, data_dir: str | None = None,
     if not builder.is_prepared():
         raise FileNotFoundError(
             f"{what}: {name} is not built in {builder.data_dir}: build it first from the raw benchmark folder: "
-            f"import spreid_tf.data.tfds; tfds.builder({name!r}, data_dir={data_dir!r}).download_and_prepare("
-            f"download_config=tfds.download.DownloadConfig(manual_dir=RAW_FOLDER)) (BUILD.md)")
+            f"tfds build {name} --imports=spreid_tf.data.tfds --manual_dir=RAW_FOLDER"
+            f"{'' if data_dir is None else f' --data_dir={data_dir}'} (BUILD.md)")
     return builder
 
 
