@@ -4,7 +4,10 @@ Builds structured synthetic features of the Market-1501 and DukeMTMC-reID test
 sets' sizes, then times `spreid_tf.metrics.evaluate_features` and
 `spreid_tf.rerank.re_ranking` next to the plain reference implementations that
 the tests trust (tests/_reference.py: torchreid's eval_market1501 loop and the
-published re_ranking), and prints a markdown table.
+published re_ranking), and prints a markdown table. With the numpy backend it
+also times `spreid_tf.rerank.evaluate_reranked` (task rerank_eval_streamed: the
+re-ranked CMC/mAP without the query x gallery matrix; its results must be
+identical to evaluate_rank of re_ranking's matrix).
 
     python benchmarks/evaluation.py                      # Market, with references
     python benchmarks/evaluation.py --case all --skip_reference
@@ -172,6 +175,11 @@ def _child(task: str, data_dir: pathlib.Path, repeats: int) -> dict:
             del distmat
         elif task in ("rerank_numpy", "rerank_tf"):
             out = rerank.re_ranking(qf, gf, backend=task.split("_")[1])
+        elif task == "rerank_eval_streamed":
+            # Re-ranked CMC / mAP without the q x g matrix (re_ranking_blocks).
+            r = rerank.evaluate_reranked(qf, gf, q_pids, g_pids, q_cams, g_cams)
+            info = {"mAP": r.mAP, "rank1": float(r.cmc[0]), "mINP": r.mINP,
+                    "cmc": [float(c) for c in r.cmc], "num_valid": r.num_valid_queries}
         elif task == "rerank_reference":
             out = ref.ref_re_ranking(_plain_distance(qf, gf), _plain_distance(qf, qf),
                                      _plain_distance(gf, gf))
@@ -179,9 +187,9 @@ def _child(task: str, data_dir: pathlib.Path, repeats: int) -> dict:
             raise ValueError(task)
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
-        if task.startswith("rerank") and i == 0:
+        if task in ("rerank_numpy", "rerank_tf", "rerank_reference") and i == 0:
             np.save(data_dir / f"{task}.npy", out)
-        if task.startswith("rerank"):
+        if task in ("rerank_numpy", "rerank_tf", "rerank_reference"):
             del out
     return {"task": task, "wall_s": statistics.median(walls), "wall_min_s": min(walls),
             "cpu_s": statistics.median(cpus), "repeats": repeats,
@@ -209,7 +217,8 @@ def _reranked_quality(data_dir: pathlib.Path, task: str) -> dict:
     dist = np.load(data_dir / f"{task}.npy", mmap_mode="r")
     r = metrics.evaluate_rank(np.asarray(dist), ids["q_pids"], ids["g_pids"], ids["q_cams"],
                               ids["g_cams"])
-    return {"mAP": r.mAP, "rank1": float(r.cmc[0]), "mINP": r.mINP}
+    return {"mAP": r.mAP, "rank1": float(r.cmc[0]), "mINP": r.mINP,
+            "cmc": [float(c) for c in r.cmc]}
 
 
 # Cases where the references' dense matrices do not fit a workstation: not run, only sized.
@@ -238,6 +247,8 @@ def run_case(name: str, args) -> list[dict]:
         skip_reference = args.skip_reference or name in NO_REFERENCE
         tasks = ["eval_fast"] + (["eval_reference"] if not skip_reference else [])
         tasks += [f"rerank_{b}" for b in args.backends.split(",") if b]
+        if "numpy" in args.backends.split(",") and not args.skip_streamed_rerank:
+            tasks.append("rerank_eval_streamed")
         if not skip_reference and not args.skip_reference_rerank:
             tasks.append("rerank_reference")
         results = {}
@@ -245,7 +256,7 @@ def run_case(name: str, args) -> list[dict]:
             repeats = 1 if task.endswith("reference") else args.repeats
             print(f"[{name}] {task} x{repeats} ...", file=sys.stderr)
             results[task] = _run_child(task, data_dir, repeats)
-            if task.startswith("rerank"):
+            if task in ("rerank_numpy", "rerank_tf", "rerank_reference"):
                 results[task].update(_reranked_quality(data_dir, task))
         for task, res in results.items():
             note = ""
@@ -275,6 +286,12 @@ def run_case(name: str, args) -> list[dict]:
                 note = (f"reference not run: it would hold >= {need['eval_reference_gib']:.0f} GiB"
                         if task.startswith("eval") else
                         f"reference not run: it would hold >= {need['rerank_reference_gib']:.0f} GiB")
+            if task == "rerank_eval_streamed" and "rerank_numpy" in results:
+                other = results["rerank_numpy"]
+                same = (res["mAP"] == other["mAP"] and res["mINP"] == other["mINP"]
+                        and res["cmc"] == other["cmc"])
+                note = (f"vs evaluate_rank(re_ranking(...)): mAP, mINP, CMC "
+                        f"{'identical' if same else 'DIFFERENT'}")
             rows.append({"case": name, "dim": args.dim, **res, "note": note})
     return rows
 
@@ -302,6 +319,9 @@ def main(argv=None) -> None:
                         help="skip only the reference re-ranking (~8.5 GiB on Market)")
     parser.add_argument("--backends", default="numpy",
                         help="comma-separated re-ranking backends: numpy,tf")
+    parser.add_argument("--skip_streamed_rerank", action="store_true",
+                        help="skip rerank_eval_streamed (rerank.evaluate_reranked: the re-ranked "
+                             "CMC / mAP without the query x gallery matrix)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per fast measurement")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the rows to this file")

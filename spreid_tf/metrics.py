@@ -32,7 +32,7 @@ every positive's rank: nothing but the positives is ever sorted.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -426,6 +426,61 @@ def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camid
         rows, ranks = _positive_ranks(d[start:stop], q_pids[start:stop],
                                       q_camids[start:stop], index)
         acc.add(stop - start, rows, ranks)
+    return acc.result()
+
+
+def evaluate_rank_blocks(blocks: Iterable[tuple[int, int, Any]], q_pids: Any, g_pids: Any,
+                         q_camids: Any, g_camids: Any, max_rank: int = 50,
+                         chunk_size: int = _DEFAULT_CHUNK) -> RankingResult:
+    """`evaluate_rank` of a distance matrix given as blocks of query rows.
+
+    Equal to `evaluate_rank(distmat, ...)` where distmat[start:stop] = block for
+    every (start, stop, block) of `blocks`: each query's ranks depend on its row
+    only, and the per-query results are gathered in query order. Only one
+    block (and its chunk_size-row temporaries) is held at a time.
+
+    Args:
+        blocks: iterable of (start, stop, distances (stop - start, num_gallery)),
+            consecutive from query 0 to the last query (e.g.
+            `rerank.re_ranking_blocks`).
+        q_pids, q_camids: (num_query,) integer ids; num_query is their length.
+        g_pids, g_camids: (num_gallery,) integer ids; pid -1 marks junk.
+        max_rank: length of the CMC curve (capped at the valid gallery size).
+        chunk_size: rows of a block ranked at once (bounds the temporaries).
+
+    Raises:
+        ValueError: as `evaluate_rank`, and when the blocks are not consecutive,
+            do not cover the queries, or have the wrong shape.
+    """
+    _check_max_rank(max_rank, chunk_size)
+    num_query, num_gallery = len(np.asarray(q_pids)), len(np.asarray(g_pids))
+    if num_query == 0 or num_gallery == 0:
+        raise ValueError(f"empty query ({num_query}) or gallery ({num_gallery}) ids")
+    q_pids, q_camids, g_pids, g_camids, keep = _prepare_ids(
+        num_query, num_gallery, q_pids, g_pids, q_camids, g_camids, "q_pids", "g_pids")
+    if not keep.all():
+        g_pids, g_camids = g_pids[keep], g_camids[keep]
+    index = _GalleryIndex(g_pids, g_camids)
+    acc = _Accumulator(min(int(max_rank), len(g_pids)))
+    expected = 0
+    for start, stop, block in blocks:
+        if start != expected or not expected < stop <= num_query:
+            raise ValueError(f"blocks must cover the {num_query} query rows in order: got rows "
+                             f"{start}:{stop} where {expected}: was expected")
+        d = _check_distmat(block)
+        if d.shape != (stop - start, num_gallery):
+            raise ValueError(f"block {start}:{stop} has shape {d.shape}, expected "
+                             f"{(stop - start, num_gallery)}")
+        for s in range(0, len(d), chunk_size):
+            e = min(s + chunk_size, len(d))
+            part = d[s:e] if keep.all() else d[s:e, keep]
+            rows, ranks = _positive_ranks(part, q_pids[start + s:start + e],
+                                          q_camids[start + s:start + e], index)
+            acc.add(e - s, rows, ranks)
+        expected = stop
+        del d, block, part  # before the next block is made: one block at a time
+    if expected != num_query:
+        raise ValueError(f"blocks covered query rows 0:{expected} of {num_query}")
     return acc.result()
 
 

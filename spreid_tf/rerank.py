@@ -44,13 +44,21 @@ The published code squares its input distances (torchreid passes squared
 euclidean distances in, so it works on their squares). `metric` names the
 distance that would be passed in: "euclidean" reproduces the original paper
 (squared euclidean inside), "sqeuclidean" reproduces torchreid's engine.
+
+Large galleries: `re_ranking` returns the float32 query x gallery matrix (3.6 GiB
+at MSMT17's 11,659 x 82,161). `re_ranking_blocks` yields the same rows block by
+block without holding it (the neighbour search then keeps no query x gallery
+distances; each block's are recomputed from the features, bit-identically),
+and `evaluate_reranked` scores those blocks as they come (Market-1501 rule,
+equal to `metrics.evaluate_rank(re_ranking(...), ...)`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import scipy.sparse
@@ -87,6 +95,92 @@ def re_ranking(query_features: Any, gallery_features: Any, k1: int = 20, k2: int
         ValueError: on bad features (shape, NaN / inf, empty), k1 < 1, k2 < 1,
             lambda_value outside [0, 1], or an unknown metric / backend.
     """
+    state = _prepare(query_features, gallery_features, k1, k2, lambda_value, metric,
+                     backend, block_size, keep_qg=True)
+    raw_qg = state.raw_qg
+    state.raw_qg = None
+    # raw_qg becomes the final distance in place, by chunks of query rows.
+    state.jaccard.combine(raw_qg, 0)
+    return raw_qg
+
+
+def re_ranking_blocks(query_features: Any, gallery_features: Any, k1: int = 20, k2: int = 6,
+                      lambda_value: float = 0.3, metric: str = "euclidean",
+                      backend: str = "numpy", block_size: int = 2048
+                      ) -> Iterator[tuple[int, int, np.ndarray]]:
+    """`re_ranking`'s rows, block by block, without ever holding query x gallery.
+
+    The neighbour search keeps no query x gallery distances; each block's raw
+    distances are recomputed from the features by the same calls on the same
+    block shapes (rows of one query block of `block_size` times each gallery
+    block), so every entry is bit-identical to `re_ranking`'s (the numpy
+    backend; the tf backend recomputes its row blocks with the same function).
+    Memory: `re_ranking`'s minus its (num_query, num_gallery) output, plus one
+    (block_size, num_gallery) float32 block.
+
+    Arguments, validation and errors are `re_ranking`'s (checked when called,
+    not at the first block). The neighbour search runs when the first block is
+    requested.
+
+    Yields:
+        (start, stop, distances): query rows start:stop, in order, covering all
+        queries; distances is a fresh float32 array (stop - start, num_gallery)
+        equal to re_ranking(...)[start:stop].
+    """
+    args = _check_args(query_features, gallery_features, k1, k2, lambda_value, metric,
+                       backend, block_size)
+
+    def generate():
+        state = _prepare(*args, keep_qg=False)
+        blocks, nq = state.blocks, state.blocks.num_query
+        num_gallery = blocks.num - nq
+        for a0, a1 in _block_bounds(nq, nq, state.block_size):
+            out = np.empty((a1 - a0, num_gallery), dtype=np.float32)
+            if state.tf_rows is not None:
+                out[...] = state.tf_rows(a0, a1)[0][:, nq:].numpy()
+            else:
+                # The neighbour search's products: same shapes, same layout (rows of
+                # num_gallery floats), same in-place conversion.
+                for b0, b1 in _block_bounds(nq, blocks.num, state.block_size):
+                    if b0 < nq:
+                        continue
+                    raw = out[:, b0 - nq:b1 - nq]
+                    blocks.product(a0, a1, b0, b1, out=raw)
+                    blocks.to_raw(raw, a0, b0)
+            state.jaccard.combine(out, a0)
+            yield a0, a1, out
+            out = raw = None  # the caller's copy may be the only one left
+
+    return generate()
+
+
+def evaluate_reranked(query_features: Any, gallery_features: Any, q_pids: Any, g_pids: Any,
+                      q_camids: Any, g_camids: Any, max_rank: int = 50, k1: int = 20,
+                      k2: int = 6, lambda_value: float = 0.3, metric: str = "euclidean",
+                      backend: str = "numpy", block_size: int = 2048) -> metrics.RankingResult:
+    """Market-1501 rule CMC / mAP / mINP of the re-ranked distances, streamed.
+
+    Equal to `metrics.evaluate_rank(re_ranking(query_features, gallery_features,
+    ...), q_pids, g_pids, q_camids, g_camids, max_rank)` (the same float32
+    distances, ranked the same way), without the query x gallery matrix: see
+    `re_ranking_blocks` and `metrics.evaluate_rank_blocks`.
+    """
+    q = metrics._check_features(query_features, "query_features")
+    g = metrics._check_features(gallery_features, "gallery_features")
+    metrics._check_pair(q, g)
+    ids = metrics._prepare_ids(len(q), len(g), q_pids, g_pids, q_camids, g_camids,
+                               f"query_features (shape {q.shape})",
+                               f"gallery_features (shape {g.shape})")
+    metrics._check_max_rank(max_rank)
+    q_pids, q_camids, g_pids, g_camids, _ = ids
+    return metrics.evaluate_rank_blocks(
+        re_ranking_blocks(q, g, k1=k1, k2=k2, lambda_value=lambda_value, metric=metric,
+                          backend=backend, block_size=block_size),
+        q_pids, g_pids, q_camids, g_camids, max_rank=max_rank)
+
+
+def _check_args(query_features, gallery_features, k1, k2, lambda_value, metric, backend,
+                block_size) -> tuple:
     metrics._check_metric(metric)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -100,23 +194,50 @@ def re_ranking(query_features: Any, gallery_features: Any, k1: int = 20, k2: int
     q = metrics._check_features(query_features, "query_features")
     g = metrics._check_features(gallery_features, "gallery_features")
     metrics._check_pair(q, g)
-    k1, k2, block_size = int(k1), int(k2), int(block_size)
+    return q, g, int(k1), int(k2), lambda_value, metric, backend, int(block_size)
+
+
+@dataclasses.dataclass
+class _State:
+    blocks: _Blocks | None
+    block_size: int
+    jaccard: "_Jaccard"
+    raw_qg: np.ndarray | None
+    tf_rows: Callable[..., Any] | None
+
+
+def _prepare(query_features, gallery_features, k1, k2, lambda_value, metric, backend,
+             block_size, keep_qg: bool) -> _State:
+    """Steps 1-3 (neighbours, V, query expansion) and the Jaccard set-up.
+
+    keep_qg: keep the raw query x gallery distances of the neighbour search
+    (`re_ranking`) or not (`re_ranking_blocks`, which recomputes them).
+    """
+    q, g, k1, k2, lambda_value, metric, backend, block_size = _check_args(
+        query_features, gallery_features, k1, k2, lambda_value, metric, backend, block_size)
     num_query = len(q)
     blocks = _Blocks(q, g, metric)
     del q, g
     num_neighbours = min(max(k1 + 1, k2), blocks.num)
 
-    find = _neighbours_tf if backend == "tf" else _neighbours_numpy
-    top_idx, top_base, raw_max, raw_qg = find(blocks, num_query, num_neighbours, block_size)
+    tf_rows = None
+    if backend == "tf":
+        tf_rows = _tf_row_block(blocks, num_neighbours)
+        top_idx, top_base, raw_max, raw_qg = _neighbours_tf(
+            blocks, num_query, num_neighbours, block_size, tf_rows, keep_qg)
+    else:
+        top_idx, top_base, raw_max, raw_qg = _neighbours_numpy(
+            blocks, num_query, num_neighbours, block_size, keep_qg)
     row_max = blocks.finish(raw_max)
     v = _k_reciprocal_weights(blocks, top_idx, blocks.finish(top_base), row_max, k1)
     if k2 != 1:
         v = _query_expansion(v, top_idx[:, :k2])
+    del top_idx, top_base
     finish = functools.partial(_finish, metric=metric)
-    del top_idx, top_base, blocks  # the features are no longer needed
-    # raw_qg becomes the final distance in place, by chunks of query rows.
-    _combine(v, finish, raw_qg, row_max[:num_query], lambda_value, backend)
-    return raw_qg
+    jaccard = _Jaccard(v, num_query, finish, row_max[:num_query], lambda_value, backend)
+    # The features stay referenced by `blocks` only when they must be recomputed.
+    return _State(blocks=blocks if not keep_qg else None, block_size=block_size,
+                  jaccard=jaccard, raw_qg=raw_qg, tf_rows=None if keep_qg else tf_rows)
 
 
 # ----------------------------------------------------------------------- distances
@@ -277,7 +398,8 @@ class _TopK:
         return idx, dist
 
 
-def _neighbours_numpy(blocks: _Blocks, num_query: int, k: int, block_size: int):
+def _neighbours_numpy(blocks: _Blocks, num_query: int, k: int, block_size: int,
+                      keep_qg: bool = True):
     """Top-k neighbours, row maxima and the query x gallery block, on CPU.
 
     The matrix is symmetric, so each block pair is computed once and serves
@@ -286,13 +408,14 @@ def _neighbours_numpy(blocks: _Blocks, num_query: int, k: int, block_size: int):
     Returns:
         top_idx (N, k) int64 and top_base (N, k) float32 (max(raw, 0)),
         ascending by (distance, index); raw_max (N,) float32; raw_qg (q, g)
-        float32.
+        float32, or None when not keep_qg (its blocks then pass through the
+        reused buffers like every other block).
     """
     num_all = blocks.num
     bounds = _block_bounds(num_query, num_all, block_size)
     top = _TopK(num_all, k)
     raw_max = np.full(num_all, -np.inf, dtype=np.float32)
-    raw_qg = np.empty((num_query, num_all - num_query), dtype=np.float32)
+    raw_qg = np.empty((num_query, num_all - num_query), dtype=np.float32) if keep_qg else None
     # Two output buffers, reused: a fresh 16 MiB array per block costs page
     # faults, and two let one block be merged while the next is multiplied.
     size = max(a1 - a0 for a0, a1 in bounds)
@@ -312,7 +435,7 @@ def _neighbours_numpy(blocks: _Blocks, num_query: int, k: int, block_size: int):
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:
         pending = None
         for t, ((a0, a1), (b0, b1)) in enumerate(pairs):
-            if a0 < num_query <= b0:  # query x gallery: keep it, in place
+            if keep_qg and a0 < num_query <= b0:  # query x gallery: keep it, in place
                 raw = raw_qg[a0:a1, b0 - num_query:b1 - num_query]
             else:
                 raw = buffers[t % len(buffers)][:(a1 - a0) * (b1 - b0)].reshape(a1 - a0, b1 - b0)
@@ -334,16 +457,10 @@ def _neighbours_numpy(blocks: _Blocks, num_query: int, k: int, block_size: int):
 # --------------------------------------------------------------------- neighbours (tf)
 
 
-def _neighbours_tf(blocks: _Blocks, num_query: int, k: int, block_size: int):
-    """As `_neighbours_numpy`, with full row blocks and tf.math.top_k.
-
-    Every distance is computed twice (d[i, j] and d[j, i]), which a GPU does
-    not notice; row maxima stand for the published column maxima (equal up to
-    rounding).
-    """
+def _tf_row_block(blocks: _Blocks, k: int) -> Callable[..., Any]:
+    """row_block(a0, a1) -> (raw (rows, N), top-k distances, top-k indices, row maxima)."""
     import tensorflow as tf  # deferred: the numpy path must not pay for the import
 
-    num_all = blocks.num
     x = tf.concat([tf.constant(p) for p in blocks.parts], axis=0)
     sq = None if blocks.sq is None else tf.constant(blocks.sq)
 
@@ -358,16 +475,33 @@ def _neighbours_tf(blocks: _Blocks, num_query: int, k: int, block_size: int):
         neg, idx = tf.math.top_k(-tf.maximum(raw, 0.0), k=k, sorted=True)
         return raw, -neg, idx, tf.reduce_max(raw, axis=1)
 
+    def call(a0: int, a1: int):
+        return row_block(tf.constant(a0), tf.constant(a1))
+
+    return call
+
+
+def _neighbours_tf(blocks: _Blocks, num_query: int, k: int, block_size: int,
+                   row_block: Callable[..., Any] | None = None, keep_qg: bool = True):
+    """As `_neighbours_numpy`, with full row blocks and tf.math.top_k.
+
+    Every distance is computed twice (d[i, j] and d[j, i]), which a GPU does
+    not notice; row maxima stand for the published column maxima (equal up to
+    rounding).
+    """
+    if row_block is None:
+        row_block = _tf_row_block(blocks, k)
+    num_all = blocks.num
     top_idx = np.empty((num_all, k), dtype=np.int64)
     top_base = np.empty((num_all, k), dtype=np.float32)
     raw_max = np.empty(num_all, dtype=np.float32)
-    raw_qg = np.empty((num_query, num_all - num_query), dtype=np.float32)
+    raw_qg = np.empty((num_query, num_all - num_query), dtype=np.float32) if keep_qg else None
     for a0, a1 in _block_bounds(num_query, num_all, block_size):
-        raw, vals, idx, mx = row_block(tf.constant(a0), tf.constant(a1))
+        raw, vals, idx, mx = row_block(a0, a1)
         top_idx[a0:a1] = idx.numpy()
         top_base[a0:a1] = vals.numpy()
         raw_max[a0:a1] = mx.numpy()
-        if a0 < num_query:
+        if keep_qg and a0 < num_query:
             raw_qg[a0:a1] = raw[:, num_query:].numpy()
     return top_idx, top_base, raw_max, raw_qg
 
@@ -468,56 +602,73 @@ def _query_expansion(v: scipy.sparse.csr_matrix,
 # --------------------------------------------------------------------------- jaccard
 
 
-def _combine(v: scipy.sparse.csr_matrix, finish: Callable[..., np.ndarray],
-             raw_qg: np.ndarray, row_max: np.ndarray, lambda_value: float,
-             backend: str) -> None:
-    """raw_qg <- (1 - lambda) * jaccard + lambda * original, in place.
+class _Jaccard:
+    """raw <- (1 - lambda) * jaccard + lambda * original, in place, for query rows.
 
     The Jaccard part needs, for query i and gallery j, sum_c min(V[i, c], V[j, c])
     over the columns c both rows use: for each of query i's columns, the
     gallery rows using that column come from a CSC copy of V. Pairs with
     nothing in common have jaccard 1. float32 sums are accumulated in
-    increasing c, the published order.
+    increasing c, the published order. Every row's result depends only on
+    that row (its sums are added in the same order whatever the chunk), so
+    `combine` gives the same values on the whole matrix or on any row block.
     """
-    num_query, num_gallery = raw_qg.shape
-    gal = v[num_query:].tocsc()
-    gal.sort_indices()
-    col_ptr, col_rows, col_vals = gal.indptr, gal.indices, gal.data
-    qv = v[:num_query]
-    cum = np.concatenate([[0], np.cumsum(np.diff(col_ptr)[qv.indices])])
-    per_query = cum[qv.indptr[1:]] - cum[qv.indptr[:-1]]
-    max_rows = max(1, min(num_query, (1 << 23) // max(num_gallery, 1)))
-    budget = 1 << 22  # (query, column, gallery row) triples per chunk
-    shared = np.zeros(max_rows * num_gallery, dtype=np.float32)
-    untouched = np.float32(1.0 - lambda_value)  # jaccard 1 times (1 - lambda)
-    start = 0
-    while start < num_query:
-        reach = np.searchsorted(np.cumsum(per_query[start:start + max_rows]), budget,
-                                side="right")
-        stop = start + min(max(int(reach), 1), max_rows)
-        out = raw_qg[start:stop]
-        finish(out, out=out)
-        out /= row_max[start:stop, None]
-        out *= lambda_value
-        lo, hi = qv.indptr[start], qv.indptr[stop]
-        q_rows = np.repeat(np.arange(stop - start), np.diff(qv.indptr[start:stop + 1]))
-        q_cols, q_vals = qv.indices[lo:hi], qv.data[lo:hi]
-        lens = col_ptr[q_cols + 1] - col_ptr[q_cols]
-        entry = np.repeat(np.arange(len(q_cols)), lens)
-        at = np.arange(len(entry)) + np.repeat(col_ptr[q_cols] - (np.cumsum(lens) - lens), lens)
-        mins = np.minimum(q_vals[entry], col_vals[at])
-        target = q_rows[entry] * num_gallery + col_rows[at]
-        size = (stop - start) * num_gallery
-        _accumulate(shared[:size], target, mins, backend)
-        hit = np.flatnonzero(shared[:size])
-        common = shared[hit]
-        shared[hit] = 0.0
-        jaccard = np.float32(1.0) - common / (np.float32(2.0) - common)
-        flat = out.reshape(-1)
-        original = flat[hit]
-        flat += untouched
-        flat[hit] = jaccard * (1 - lambda_value) + original
-        start = stop
+
+    def __init__(self, v: scipy.sparse.csr_matrix, num_query: int,
+                 finish: Callable[..., np.ndarray], row_max: np.ndarray,
+                 lambda_value: float, backend: str):
+        self.num_gallery = num_gallery = v.shape[0] - num_query
+        gal = v[num_query:].tocsc()
+        gal.sort_indices()
+        self.col_ptr, self.col_rows, self.col_vals = gal.indptr, gal.indices, gal.data
+        self.qv = qv = v[:num_query]
+        cum = np.concatenate([[0], np.cumsum(np.diff(self.col_ptr)[qv.indices])])
+        self.per_query = cum[qv.indptr[1:]] - cum[qv.indptr[:-1]]
+        self.max_rows = max(1, min(num_query, (1 << 23) // max(num_gallery, 1)))
+        self.budget = 1 << 22  # (query, column, gallery row) triples per chunk
+        self.shared = np.zeros(0, dtype=np.float32)  # sized by the first combine
+        self.finish, self.row_max = finish, row_max
+        self.lambda_value, self.backend = lambda_value, backend
+
+    def combine(self, raw: np.ndarray, row0: int) -> None:
+        """raw: the raw distances of query rows row0.., (rows, num_gallery), C order."""
+        num_gallery, lambda_value = self.num_gallery, self.lambda_value
+        col_ptr, col_rows, col_vals, qv = self.col_ptr, self.col_rows, self.col_vals, self.qv
+        # Rows per chunk: at most max_rows, and no more than this call's rows (a
+        # block of re_ranking_blocks); a row's result does not depend on its chunk.
+        max_rows = min(self.max_rows, raw.shape[0])
+        if len(self.shared) < max_rows * num_gallery:
+            self.shared = np.zeros(max_rows * num_gallery, dtype=np.float32)
+        shared = self.shared
+        untouched = np.float32(1.0 - lambda_value)  # jaccard 1 times (1 - lambda)
+        start, end = row0, row0 + raw.shape[0]
+        while start < end:
+            reach = np.searchsorted(np.cumsum(self.per_query[start:start + max_rows]),
+                                    self.budget, side="right")
+            stop = min(start + min(max(int(reach), 1), max_rows), end)
+            out = raw[start - row0:stop - row0]
+            self.finish(out, out=out)
+            out /= self.row_max[start:stop, None]
+            out *= lambda_value
+            lo, hi = qv.indptr[start], qv.indptr[stop]
+            q_rows = np.repeat(np.arange(stop - start), np.diff(qv.indptr[start:stop + 1]))
+            q_cols, q_vals = qv.indices[lo:hi], qv.data[lo:hi]
+            lens = col_ptr[q_cols + 1] - col_ptr[q_cols]
+            entry = np.repeat(np.arange(len(q_cols)), lens)
+            at = np.arange(len(entry)) + np.repeat(col_ptr[q_cols] - (np.cumsum(lens) - lens), lens)
+            mins = np.minimum(q_vals[entry], col_vals[at])
+            target = q_rows[entry] * num_gallery + col_rows[at]
+            size = (stop - start) * num_gallery
+            _accumulate(shared[:size], target, mins, self.backend)
+            hit = np.flatnonzero(shared[:size])
+            common = shared[hit]
+            shared[hit] = 0.0
+            jaccard = np.float32(1.0) - common / (np.float32(2.0) - common)
+            flat = out.reshape(-1)
+            original = flat[hit]
+            flat += untouched
+            flat[hit] = jaccard * (1 - lambda_value) + original
+            start = stop
 
 
 def _accumulate(out: np.ndarray, target: np.ndarray, values: np.ndarray, backend: str) -> None:

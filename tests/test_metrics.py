@@ -120,6 +120,44 @@ def test_matches_reference_random(seed, metric):
                  ref.ref_eval_market1501(d64, q_pids, g_pids, q_cams, g_cams, max_rank=20))
 
 
+def test_rank_blocks_equal_distance_matrix():
+    # Blocks of query rows (sizes that do not divide 60, chunks smaller and larger
+    # than a block), junk and same-camera gallery entries, skipped queries.
+    qf, gf, q_pids, g_pids, q_cams, g_cams = _random_case(6)
+    d = metrics.pairwise_distance(qf, gf)
+    ids = (q_pids, g_pids, q_cams, g_cams)
+    whole = metrics.evaluate_rank(d, *ids, max_rank=20)
+    _assert_same(whole, ref.ref_eval_market1501(d, *ids, max_rank=20))
+
+    def blocks(size):
+        return ((s, min(s + size, len(d)), d[s:s + size]) for s in range(0, len(d), size))
+
+    for size, chunk in ((7, 3), (60, 16), (1, 1), (13, 1024)):
+        got = metrics.evaluate_rank_blocks(blocks(size), *ids, max_rank=20, chunk_size=chunk)
+        # Ranks are exact integers and per-query AP / INP are gathered in query
+        # order, as evaluate_rank does: equal, not approximately.
+        np.testing.assert_array_equal(got.cmc, whole.cmc)
+        assert got.mAP == whole.mAP and got.mINP == whole.mINP
+        assert (got.num_valid_queries, got.num_skipped_queries) == \
+            (whole.num_valid_queries, whole.num_skipped_queries)
+
+
+def test_rank_blocks_errors():
+    qf, gf, q_pids, g_pids, q_cams, g_cams = _random_case(7, num_query=23, num_gallery=40)
+    d = metrics.pairwise_distance(qf, gf)
+    ids = (q_pids, g_pids, q_cams, g_cams)
+    with pytest.raises(ValueError, match="in order"):
+        metrics.evaluate_rank_blocks([(0, 10, d[:10]), (11, 23, d[11:])], *ids)
+    with pytest.raises(ValueError, match="covered query rows 0:10 of 23"):
+        metrics.evaluate_rank_blocks([(0, 10, d[:10])], *ids)
+    with pytest.raises(ValueError, match="has shape"):
+        metrics.evaluate_rank_blocks([(0, 23, d[:, :30])], *ids)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        metrics.evaluate_rank_blocks([(0, 23, np.full((23, 40), np.nan))], *ids)
+    with pytest.raises(ValueError, match="g_camids has length 3"):
+        metrics.evaluate_rank_blocks([(0, 23, d)], q_pids, g_pids, q_cams, g_cams[:3])
+
+
 @pytest.mark.parametrize("metric", metrics.METRICS)
 def test_features_equal_distance_matrix(metric):
     qf, gf, q_pids, g_pids, q_cams, g_cams = _random_case(5, num_query=80)

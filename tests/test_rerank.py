@@ -210,3 +210,115 @@ def test_memory_grows_with_the_rows_not_their_square():
     rows = num_query + 3000
     assert working[1] <= 2.2 * working[0], working
     assert working[1] < 4 * rows ** 2, (working, "bytes of one dense (q+g)^2 float32 matrix:", 4 * rows ** 2)
+
+
+# ------------------------------------------------------------------- streamed re-ranking
+
+
+def _with_cameras(seed, q_pids, g_pids, num_cams=3, junk_fraction=0.1):
+    """Camera ids (several per pid, so some gallery items share the query's camera)
+    and gallery pids with a fraction turned into junk (-1)."""
+    rng = np.random.default_rng(seed)
+    g_pids = g_pids.copy()
+    g_pids[rng.random(len(g_pids)) < junk_fraction] = metrics.JUNK_PID
+    return (g_pids, rng.integers(0, num_cams, len(q_pids)),
+            rng.integers(0, num_cams, len(g_pids)))
+
+
+@pytest.mark.parametrize("metric,block_size", [
+    ("euclidean", 3), ("euclidean", 7), ("euclidean", 16), ("euclidean", 4096),
+    ("sqeuclidean", 9), ("cosine", 11),
+])
+def test_blocks_equal_re_ranking(metric, block_size):
+    # 37 queries: 3, 7, 9, 11 and 16 do not divide it. Each block's raw distances are
+    # recomputed by the same matmul calls on the same block shapes as the neighbour
+    # search that re_ranking keeps them from, and every row is combined on its own,
+    # so the streamed rows are bit-identical (no tolerance to derive).
+    qf, gf, _, _ = _integer_features(13, 37, 151)
+    if metric != "euclidean":  # real-valued features, rounding in every distance
+        rng = np.random.default_rng(14)
+        qf = qf + rng.standard_normal(qf.shape).astype(np.float32)
+        gf = gf + rng.standard_normal(gf.shape).astype(np.float32)
+    expected = rerank.re_ranking(qf, gf, metric=metric, block_size=block_size)
+    spans, parts = [], []
+    for start, stop, block in rerank.re_ranking_blocks(qf, gf, metric=metric,
+                                                       block_size=block_size):
+        assert block.dtype == np.float32 and block.shape == (stop - start, 151)
+        spans.append((start, stop))
+        parts.append(block)
+    assert spans == [(s, min(s + block_size, 37)) for s in range(0, 37, block_size)]
+    np.testing.assert_array_equal(np.concatenate(parts), expected)
+
+
+def test_blocks_equal_re_ranking_tf_backend():
+    qf, gf, _, _ = _integer_features(15, 23, 70)
+    expected = rerank.re_ranking(qf, gf, backend="tf", block_size=10)
+    got = np.concatenate([b for _, _, b in rerank.re_ranking_blocks(qf, gf, backend="tf",
+                                                                    block_size=10)])
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("block_size,k1,k2,lam", [(7, 20, 6, 0.3), (16, 5, 2, 0.5),
+                                                  (5, 3, 1, 0.0), (100, 20, 6, 0.3)])
+def test_evaluate_reranked_equals_evaluate_rank(block_size, k1, k2, lam):
+    qf, gf, q_pids, g_pids = _integer_features(16, 41, 170, num_ids=10)
+    g_pids, q_cams, g_cams = _with_cameras(17, q_pids, g_pids)
+    # The data must exercise both exclusions.
+    same = (g_pids[None, :] == q_pids[:, None]) & (g_cams[None, :] == q_cams[:, None])
+    assert same.any() and (g_pids == metrics.JUNK_PID).any()
+    options = dict(k1=k1, k2=k2, lambda_value=lam)
+    expected = metrics.evaluate_rank(rerank.re_ranking(qf, gf, **options), q_pids, g_pids,
+                                     q_cams, g_cams, max_rank=30)
+    got = rerank.evaluate_reranked(qf, gf, q_pids, g_pids, q_cams, g_cams, max_rank=30,
+                                   block_size=block_size, **options)
+    # Same float32 distances, same ranks, same per-query sums in query order: equal.
+    np.testing.assert_array_equal(got.cmc, expected.cmc)
+    assert got.mAP == expected.mAP and got.mINP == expected.mINP
+    assert (got.num_valid_queries, got.num_skipped_queries) == \
+        (expected.num_valid_queries, expected.num_skipped_queries)
+
+
+def test_streamed_errors_are_raised_at_the_call():
+    q, g = np.zeros((3, 4), np.float32), np.ones((5, 4), np.float32)
+    with pytest.raises(ValueError, match="k1 must be a positive integer"):
+        rerank.re_ranking_blocks(q, g, k1=0)
+    with pytest.raises(ValueError, match="block_size must be a positive integer"):
+        rerank.re_ranking_blocks(q, g, block_size=0)
+    with pytest.raises(ValueError, match="g_pids has length 4"):
+        rerank.evaluate_reranked(q, g, [0, 1, 2], [0, 1, 2, 3], [0, 0, 0], [1] * 5)
+
+
+def test_streamed_memory_holds_no_query_by_gallery_matrix():
+    # re_ranking_blocks runs re_ranking's neighbour search and sparse steps with the
+    # same allocations minus raw_qg (q x g float32, which re_ranking holds from the
+    # search to the end), so re_ranking's peak is at least theirs plus q x g. In the
+    # Jaccard step re_ranking holds q x g and the temporaries of one chunk of all q rows
+    # (q <= 2^23 / g and fewer than 2^22 triples here); the streamed path holds one
+    # (block_size, g) block and the temporaries of at most block_size of those rows.
+    # So the streamed peak is at most re_ranking's peak minus its q x g output plus one
+    # block, at both sizes. The bound is loose only by the difference of the Jaccard
+    # temporaries (measured 0.04-0.19 MB at these sizes), less than q x g (0.19 and
+    # 0.48 MB): one q x g float32 array anywhere in the streamed path breaks it.
+    rng = np.random.default_rng(22)
+    dim, num_gallery, block_size = 16, 1200, 32
+    centres = rng.standard_normal((300, dim)).astype(np.float32)
+
+    def features(n):
+        noise = rng.standard_normal((n, dim), dtype=np.float32)
+        return centres[rng.integers(0, 300, n)] + 0.5 * noise
+
+    def consume(qf, gf):
+        total = 0.0
+        for _, _, block in rerank.re_ranking_blocks(qf, gf, block_size=block_size):
+            total += float(block.sum())
+        return total
+
+    gf = features(num_gallery)
+    block_bytes = 4 * block_size * num_gallery
+    for num_query in (40, 100):
+        qf = features(num_query)
+        _, streamed = _traced_peak(consume, qf, gf)
+        out, whole = _traced_peak(rerank.re_ranking, qf, gf, block_size=block_size)
+        assert out.nbytes == 4 * num_query * num_gallery
+        assert streamed <= whole - out.nbytes + block_bytes, \
+            (num_query, streamed, whole, out.nbytes)
