@@ -321,8 +321,10 @@ def test_only_spreid_tf_data_tfds_imports_tensorflow_datasets():
 def test_beam_build_equals_the_plain_build(tfds_dir, synthetic_stats, tmp_path):
     pytest.importorskip("apache_beam")
     builder = tfds.builder("spreid_market1501", data_dir=str(tmp_path))
+    # FnApiRunner runs in-process; the DirectRunner first starts a Prism job server (and leaves its
+    # temporary folder behind).
     builder.download_and_prepare(download_config=_download_config(synthetic_stats["market1501"].root,
-                                                                  beam_runner="DirectRunner"))
+                                                                  beam_runner="FnApiRunner"))
     assert builder._use_beam
     for split in ("train", "query", "gallery"):
         assert _tfds_rows("spreid_market1501", tmp_path, split, "reid") == \
