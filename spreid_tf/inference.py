@@ -282,10 +282,18 @@ def diagnose_files(paths: Sequence[str]) -> list[tuple[str, str]]:
     reasons = []
     for path in paths:
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            if "://" in path:  # gs://, ram://...: TensorFlow's file systems, as the pipeline reads them
+                with tf.io.gfile.GFile(path, "rb") as f:
+                    data = f.read()
+            else:
+                with open(path, "rb") as f:
+                    data = f.read()
         except OSError as error:
             reasons.append((path, f"cannot read: {error.strerror or error}"))
+            continue
+        except tf.errors.OpError as error:  # some file systems give no message: say what a local one says
+            missing = "No such file or directory" if isinstance(error, tf.errors.NotFoundError) else ""
+            reasons.append((path, f"cannot read: {error.message.strip() or missing or type(error).__name__}"))
             continue
         reasons.append((path, _why_image_fails(data)))
     return reasons

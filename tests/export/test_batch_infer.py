@@ -145,6 +145,21 @@ def test_skip_reasons_are_tf_s_message_without_the_op_suffix(image_bytes):
     assert "[Op:" not in reason and not reason.rstrip().endswith("name:")
 
 
+def test_skip_reasons_on_a_remote_file_system_name_the_decoder_error(image_bytes, tmp_path):
+    """gs:// images (here TensorFlow's ram:// file system) get the decoder's reason, as local ones do."""
+    truncated = image_bytes[0][: len(image_bytes[0]) // 2]
+    (tmp_path / "bad.jpg").write_bytes(truncated)
+    remote = f"ram://{tmp_path.name}/bad.jpg"
+    with tf.io.gfile.GFile(remote, "wb") as f:
+        f.write(truncated)
+    local_reason = inference.diagnose_files([str(tmp_path / "bad.jpg")])[0][1]
+    assert local_reason.startswith("cannot decode: ")
+    missing = f"ram://{tmp_path.name}/missing.jpg"
+    (bad, bad_reason), (gone, gone_reason) = inference.diagnose_files([remote, missing])
+    assert (bad, bad_reason) == (remote, local_reason)
+    assert gone == missing and gone_reason.startswith("cannot read: ") and len(gone_reason) > len("cannot read: ")
+
+
 def test_record_count_of_converted_splits_comes_from_the_manifest(tmp_path):
     from spreid_tf.data.manifest import Manifest, SplitEntry, write_manifest
 
