@@ -421,12 +421,19 @@ def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camid
         d, g_pids, g_camids = d[:, keep], g_pids[keep], g_camids[keep]
     index = _GalleryIndex(g_pids, g_camids)
     acc = _Accumulator(min(int(max_rank), d.shape[1]))
-    for start in range(0, d.shape[0], chunk_size):
-        stop = min(start + chunk_size, d.shape[0])
-        rows, ranks = _positive_ranks(d[start:stop], q_pids[start:stop],
-                                      q_camids[start:stop], index)
-        acc.add(stop - start, rows, ranks)
+    _add_rows(acc, index, d, q_pids, q_camids, chunk_size)
     return acc.result()
+
+
+def _add_rows(acc: _Accumulator, index: _GalleryIndex, d: np.ndarray, q_pids: np.ndarray,
+              q_camids: np.ndarray, chunk_size: int, keep: np.ndarray | None = None) -> None:
+    """Ranks the positives of the query rows of `d` (ids aligned with its rows), chunk_size
+    rows at a time, into `acc`; `keep` selects the gallery columns of each chunk."""
+    for start in range(0, len(d), chunk_size):
+        stop = min(start + chunk_size, len(d))
+        part = d[start:stop] if keep is None else d[start:stop, keep]
+        rows, ranks = _positive_ranks(part, q_pids[start:stop], q_camids[start:stop], index)
+        acc.add(stop - start, rows, ranks)
 
 
 def evaluate_rank_blocks(blocks: Iterable[tuple[int, int, Any]], q_pids: Any, g_pids: Any,
@@ -471,14 +478,10 @@ def evaluate_rank_blocks(blocks: Iterable[tuple[int, int, Any]], q_pids: Any, g_
         if d.shape != (stop - start, num_gallery):
             raise ValueError(f"block {start}:{stop} has shape {d.shape}, expected "
                              f"{(stop - start, num_gallery)}")
-        for s in range(0, len(d), chunk_size):
-            e = min(s + chunk_size, len(d))
-            part = d[s:e] if keep.all() else d[s:e, keep]
-            rows, ranks = _positive_ranks(part, q_pids[start + s:start + e],
-                                          q_camids[start + s:start + e], index)
-            acc.add(e - s, rows, ranks)
+        _add_rows(acc, index, d, q_pids[start:stop], q_camids[start:stop], chunk_size,
+                  None if keep.all() else keep)
         expected = stop
-        del d, block, part  # before the next block is made: one block at a time
+        del d, block  # before the next block is made: one block at a time
     if expected != num_query:
         raise ValueError(f"blocks covered query rows 0:{expected} of {num_query}")
     return acc.result()
