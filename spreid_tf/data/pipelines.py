@@ -216,6 +216,11 @@ def _base_seed(seed: int | None, input_context: tf.distribute.InputContext | Non
 # -------------------------------------------------------------------- record reading
 
 
+def _check_shuffle_buffer(shuffle_buffer: int | None) -> None:
+    if shuffle_buffer is None or shuffle_buffer < 1:
+        raise ValueError(f"shuffle_buffer must be a positive int, got {shuffle_buffer!r}")
+
+
 def _training_records(
     files: list[str],
     *,
@@ -227,8 +232,7 @@ def _training_records(
     repeat: bool,
 ) -> tf.data.Dataset:
     """Serialized records: shuffled shards, interleaved, shuffled, optionally repeated."""
-    if shuffle_buffer is None or shuffle_buffer < 1:
-        raise ValueError(f"shuffle_buffer must be a positive int, got {shuffle_buffer!r}")
+    _check_shuffle_buffer(shuffle_buffer)
     cycle = min(len(files), cycle_length or DEFAULT_CYCLE_LENGTH)
     ds = tf.data.Dataset.from_tensor_slices(files)
     ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
@@ -295,8 +299,7 @@ def _tfds_training_batches(
     repeat: bool,
 ) -> tf.data.Dataset:
     """`_training_batches` for records of a TFDS split (read with shuffled files), as feature dicts."""
-    if shuffle_buffer is None or shuffle_buffer < 1:
-        raise ValueError(f"shuffle_buffer must be a positive int, got {shuffle_buffer!r}")
+    _check_shuffle_buffer(shuffle_buffer)
     if repeat:
         records = records.repeat()
     records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)

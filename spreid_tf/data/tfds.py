@@ -372,6 +372,17 @@ def _read(name: str, data_dir: str | None, split: str, decoders: dict, what: str
     return ds, builder
 
 
+def _image_keys(example: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """The image features of a TFDS example under the TFRecord schema's keys (bytes as stored)."""
+    return {
+        schema.IMAGE_ENCODED: example["image"],
+        schema.IMAGE_FORMAT: example["image/format"],
+        schema.IMAGE_HEIGHT: example["image/height"],
+        schema.IMAGE_WIDTH: example["image/width"],
+        schema.IMAGE_FILENAME: example["image/filename"],
+    }
+
+
 def reid_features(name: str, split: str, data_dir: str | None = None, *, what: str = "a tfds: source",
                   shuffle_files: bool = False, seed: int | None = None,
                   input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
@@ -388,11 +399,7 @@ def reid_features(name: str, split: str, data_dir: str | None = None, *, what: s
 
     def to_schema(example: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         return {
-            schema.IMAGE_ENCODED: example["image"],
-            schema.IMAGE_FORMAT: example["image/format"],
-            schema.IMAGE_HEIGHT: example["image/height"],
-            schema.IMAGE_WIDTH: example["image/width"],
-            schema.IMAGE_FILENAME: example["image/filename"],
+            **_image_keys(example),
             schema.CLASS_LABEL: example["label"],
             schema.PERSON_ID: example["person_id"],
             schema.PERSON_DATASET: tf.constant(dataset.name),
@@ -415,11 +422,7 @@ def parsing_features(name: str, split: str, data_dir: str | None = None, *, what
 
     def to_schema(example: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         return {
-            schema.IMAGE_ENCODED: example["image"],
-            schema.IMAGE_FORMAT: example["image/format"],
-            schema.IMAGE_HEIGHT: example["image/height"],
-            schema.IMAGE_WIDTH: example["image/width"],
-            schema.IMAGE_FILENAME: example["image/filename"],
+            **_image_keys(example),
             schema.MASK_ENCODED: example["segmentation_mask"],
             schema.MASK_FORMAT: tf.constant("png"),
         }
