@@ -26,7 +26,6 @@ saves a search index of the --input embeddings (with their filenames and ids) to
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import app, flags, logging
 
@@ -86,9 +85,8 @@ def main(argv: list[str]) -> None:
         try:  # the base install has no faiss: say which extra before minutes of extraction
             from spreid_tf import search
             search.require_faiss()
-        except ImportError as error:
-            print(f"error: --{'search' if FLAGS.search else 'build_index'}: {error}", file=sys.stderr, flush=True)
-            sys.exit(2)
+        except ImportError as error:  # one line through cli.one_line_errors
+            raise ValueError(f"--{'search' if FLAGS.search else 'build_index'}: {error}") from None
         if FLAGS.search:
             index = search.SearchIndex.load(FLAGS.search)
             # The index keeps the knobs it was built with; given flags override them for this search.
