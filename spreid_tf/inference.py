@@ -353,11 +353,16 @@ def extract_features(
     num_parallel_calls: int = tf.data.AUTOTUNE,
     log_every_s: float = 10.0,
     name: str = "features",
+    allow_empty: bool = False,
 ) -> Features:
     """Runs `embedder` over every readable input of `source`, skipping bad images.
 
     Logs progress (images, images/s, skipped so far) every `log_every_s` seconds and
     a warning per skipped input (with the reason).
+
+    Raises:
+        ValueError: none of the inputs could be read, unless `allow_empty` (one unit of a
+            sharded extraction): then the result has no rows and every input skipped.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -415,8 +420,17 @@ def extract_features(
     for filename, reason in skipped:
         logging.warning("%s: skipped %s: %s", name, filename, reason)
     if count == 0:
-        first = f" ({skipped[0][0]}: {skipped[0][1]})" if skipped else ""
-        raise ValueError(f"{source.description}: none of the {expected} inputs could be read{first}")
+        if not allow_empty:
+            first = f" ({skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+            raise ValueError(f"{source.description}: none of the {expected} inputs could be read{first}")
+        dim = int(embedder(tf.zeros([1, *embedder.image_size, 3], tf.uint8)).shape[-1])
+        features = Features(embeddings=np.zeros([0, dim], np.float32), filenames=np.array([], str),
+                            skipped=skipped, seconds=seconds)
+        if source.kind == "tfrecord":
+            features.person_ids = np.zeros([0], np.int32)
+            features.camera_ids = np.zeros([0], np.int32)
+            features.datasets = np.array([], str)
+        return features
     filenames = np.concatenate(chunks["filename"])
     if filenames.dtype.kind in "SO":
         filenames = np.array([f.decode("utf-8", "replace") if isinstance(f, bytes) else f for f in filenames])

@@ -48,7 +48,6 @@ except ModuleNotFoundError as error:  # the base install: name the extra (tests 
         'spreid_tf.beam needs Apache Beam, the optional extra "beam": pip install -e ".[beam]"',
         name=error.name) from error
 
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -101,26 +100,6 @@ def _save_features(path: str, features: inference.Features) -> None:
             _write(path, f.read())
 
 
-def _count_records(path: str) -> int:
-    return int(tf.data.TFRecordDataset(path).reduce(np.int64(0), lambda n, _: n + 1))
-
-
-def _nothing_readable(embedder: inference.Embedder, source: inference.InputSource) -> inference.Features:
-    """The shard of a unit where no input could be read: no rows, every input skipped with its reason."""
-    if source.kind == "images":
-        skipped = inference.diagnose_files(source.paths)
-    else:
-        skipped = inference.diagnose_records(source.paths, set(range(_count_records(source.paths[0]))))
-    dim = int(embedder(tf.zeros([1, *embedder.image_size, 3], tf.uint8)).shape[-1])
-    features = inference.Features(embeddings=np.zeros([0, dim], np.float32), filenames=np.array([], str),
-                                  skipped=skipped)
-    if source.kind == "tfrecord":
-        features.person_ids = np.zeros([0], np.int32)
-        features.camera_ids = np.zeros([0], np.int32)
-        features.datasets = np.array([], str)
-    return features  # extract_features has logged each skip
-
-
 class _Model:
     """A weak-referenceable holder, as `beam.utils.shared.Shared` requires."""
 
@@ -154,16 +133,11 @@ class ExtractShard(beam.DoFn):
         embedder = self._model.embedder
         name = f"shard {index + 1}/{self._num_shards}"
         source = inference.InputSource(self._kind, tuple(paths), name)
-        try:
-            features = inference.extract_features(
-                embedder, source, batch_size=self._batch_size, num_parallel_calls=self._num_parallel_calls,
-                log_every_s=self._log_every_s, name=name)
-        except ValueError as error:
-            # extract_features refuses an input with nothing readable; for one unit of many that is a shard
-            # with no rows (a run where no shard has rows fails when the report is written).
-            if not str(error).startswith(f"{name}: none of the "):
-                raise
-            features = _nothing_readable(embedder, source)
+        # One unit of many with nothing readable is a shard with no rows (a run where no shard has
+        # rows fails when the report is written).
+        features = inference.extract_features(
+            embedder, source, batch_size=self._batch_size, num_parallel_calls=self._num_parallel_calls,
+            log_every_s=self._log_every_s, name=name, allow_empty=True)
         path = shards.shard_path(self._stem, index, self._num_shards)
         _save_features(path, features)
         self._images.inc(len(features.filenames))
