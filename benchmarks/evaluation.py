@@ -200,6 +200,49 @@ def _child(task: str, data_dir: pathlib.Path, repeats: int) -> dict:
 # ----------------------------------------------------------------------- parent side
 
 
+def blas_report() -> str:
+    """Which BLAS numpy's matmul calls, and which of its kernels, in one line.
+
+    The distance matmul is nearly all of the evaluation's time, and OpenBLAS picks its
+    kernels at load time: on an AVX-512 CPU its SkylakeX kernels run about twice as fast
+    as its Haswell (AVX2) ones, and OPENBLAS_CORETYPE in the environment overrides the
+    choice (this development machine's environment sets OPENBLAS_CORETYPE=Haswell).
+    """
+    import ctypes
+    import glob
+
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        name = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:  # noqa: BLE001 - numpy builds without the dicts mode: report what we can
+        name = "unknown BLAS"
+    kernel = "kernel unknown"
+    libs = glob.glob(os.path.join(os.path.dirname(np.__file__) + ".libs", "*openblas*"))
+    for path in libs:
+        lib = ctypes.CDLL(path)
+        for symbol in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+                       "openblas_get_corename64_", "openblas_get_corename"):
+            if hasattr(lib, symbol):
+                get = getattr(lib, symbol)
+                get.restype = ctypes.c_char_p
+                kernel = f"kernel {get().decode()}"
+                break
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    flags = ""
+    try:
+        flags = pathlib.Path("/proc/cpuinfo").read_text()
+    except OSError:
+        pass
+    line = f"numpy {np.__version__}, {name}, {kernel}"
+    if forced is not None:
+        line += f" (OPENBLAS_CORETYPE={forced} is set)"
+    if " avx512f" in flags and "Haswell" in kernel:
+        line += ("; this CPU has AVX-512, which OpenBLAS's SkylakeX kernels use at about twice "
+                 "the speed: unset OPENBLAS_CORETYPE to let OpenBLAS choose")
+    return line
+
+
+
 def _run_child(task: str, data_dir: pathlib.Path, repeats: int) -> dict:
     cmd = [sys.executable, __file__, "--_task", task, "--_data", str(data_dir),
            "--repeats", str(repeats)]
@@ -331,9 +374,12 @@ def main(argv=None) -> None:
     if args._task:
         print(json.dumps(_child(args._task, pathlib.Path(args._data), args.repeats)))
         return
+    blas = blas_report()
+    print(f"BLAS: {blas}", file=sys.stderr)
     rows = []
     for name in (["market", "duke"] if args.case == "all" else [args.case]):
-        rows += run_case(name, args)
+        rows += [dict(row, blas=blas) for row in run_case(name, args)]
+    print(f"BLAS: {blas}")
     print(markdown(rows))
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(rows, indent=1))
