@@ -4,6 +4,7 @@ memory and build time, on a synthetic gallery of up to millions of embeddings.
     python benchmarks/search.py                    # 1,000,000 x 2048: PCA 256 + HNSW48 + 8-bit refine
     python benchmarks/search.py --num_gallery=100000 --kind=ivf --nprobe=8,16,32
     python benchmarks/search.py --dim=6144 --num_gallery=300000
+    python benchmarks/search.py --kind=pq --k_factor=50,100,150   # PCA 256 + rotation + 4-bit fast scan
 
 The gallery never exists whole in memory (1,000,000 x 2048 float32 is 8 GB): it is generated
 in chunks from a seed; each chunk is added to the index and scanned exactly against the queries
@@ -137,8 +138,10 @@ def main(argv=None) -> None:
     parser.add_argument("--pca_dim", type=int, default=256, help="0: no PCA")
     parser.add_argument("--nlist", type=int, default=0, help="0: 4 sqrt(N)")
     parser.add_argument("--refine", default="sq8", choices=search.REFINES)
-    parser.add_argument("--k_factor", default="20", help="comma-separated: shortlist = k_factor x top_k")
+    parser.add_argument("--k_factor", default="", help="comma-separated: shortlist = k_factor x top_k "
+                        "(default: the index's, 100 for pq, 20 otherwise)")
     parser.add_argument("--hnsw_m", type=int, default=48)
+    parser.add_argument("--pq_m", type=int, default=128, help="4-bit codes a vector (pq)")
     parser.add_argument("--ef_construction", type=int, default=120)
     parser.add_argument("--nprobe", default="8,16,32,64", help="comma-separated: one row each (ivf)")
     parser.add_argument("--ef_search", default="128,256,512", help="comma-separated: one row each (hnsw)")
@@ -156,7 +159,8 @@ def main(argv=None) -> None:
     config = search.IndexConfig(kind=args.kind, dim=args.dim, pca_dim=args.pca_dim or None,
                                 nlist=args.nlist or (search.default_nlist(args.num_gallery)
                                                      if args.kind == "ivf" else None),
-                                refine=args.refine, hnsw_m=args.hnsw_m, ef_construction=args.ef_construction)
+                                refine=args.refine, hnsw_m=args.hnsw_m, ef_construction=args.ef_construction,
+                                pq_m=args.pq_m)
     index = search.SearchIndex(config)
     timings = {}
     if not index.is_trained:
@@ -191,7 +195,8 @@ def main(argv=None) -> None:
              else [{"ef_search": int(v)} for v in args.ef_search.split(",")] if args.kind == "hnsw"
              else [{}])
     if index.config.refine != "none":
-        knobs = [dict(knob, k_factor=int(f)) for knob in knobs for f in args.k_factor.split(",")]
+        factors = [int(f) for f in args.k_factor.split(",")] if args.k_factor else [index.config.k_factor]
+        knobs = [dict(knob, k_factor=f) for knob in knobs for f in factors]
     rows = []
     threads = faiss.omp_get_max_threads()
     for knob in knobs:

@@ -55,9 +55,16 @@ def define_infer_flags() -> None:
     flags.DEFINE_string("search_output", None, "Search results (.json or .csv); default <output stem>_search.json.")
     flags.DEFINE_string("build_index", None, "Folder to save a search index of the --input embeddings in "
                         "(spreid_tf.search; needs faiss).")
-    flags.DEFINE_enum("index_kind", "exact", ["exact", "ivf", "hnsw"], "--build_index: exact (brute force in "
-                      "faiss), ivf (inverted file) or hnsw (graph); see spreid_tf/search.py.")
-    flags.DEFINE_integer("pca_dim", 0, "--build_index: reduce to this many dimensions first (ivf, hnsw; 0: no PCA).")
+    flags.DEFINE_enum("index_kind", "exact", ["exact", "ivf", "hnsw", "pq"], "--build_index: exact (brute force in "
+                      "faiss), ivf (inverted file), hnsw (graph) or pq (4-bit codes, all scanned); see "
+                      "spreid_tf/search.py.")
+    flags.DEFINE_integer("pca_dim", 0, "--build_index: reduce to this many dimensions first (ivf, hnsw, pq; 0: no "
+                         "PCA).")
+    flags.DEFINE_integer("pq_m", 128, "--build_index=pq: 4-bit codes a vector (must divide --pca_dim, or the "
+                         "embedding dimension without a PCA).")
+    flags.DEFINE_integer("k_factor", None, "ivf, hnsw, pq: shortlist of k_factor x --top_k re-ranked with the "
+                         "full vectors (recall vs speed; default 100 for pq, 20 otherwise); saved by --build_index, "
+                         "overrides the saved value when given with --search.")
     flags.DEFINE_integer("nlist", 0, "--build_index=ivf: cells (0: 4 sqrt(N)).")
     flags.DEFINE_integer("nprobe", 16, "ivf: cells scanned per query (recall vs speed); saved by --build_index, "
                          "overrides the saved value when given with --search.")
@@ -90,7 +97,8 @@ def main(argv: list[str]) -> None:
         if FLAGS.search:
             index = search.SearchIndex.load(FLAGS.search)
             # The index keeps the knobs it was built with; given flags override them for this search.
-            index.set_search_parameters(**{k: FLAGS[k].value for k in ("nprobe", "ef_search") if FLAGS[k].present})
+            index.set_search_parameters(**{k: FLAGS[k].value for k in ("nprobe", "ef_search", "k_factor")
+                                           if FLAGS[k].present})
     parallel = tf.data.AUTOTUNE if FLAGS.num_parallel_calls < 0 else FLAGS.num_parallel_calls
     if FLAGS.saved_model and not inference.is_saved_model(FLAGS.saved_model):
         raise FileNotFoundError(f"--saved_model={FLAGS.saved_model!r} is not a SavedModel folder (no saved_model.pb; "
@@ -100,7 +108,7 @@ def main(argv: list[str]) -> None:
     config = {name: FLAGS[name].value for name in (
         "saved_model", "model", "input", "input_format", "output", "batch_size", "mixed_precision",
         "query", "top_k", "search_output", "search", "build_index", "index_kind", "pca_dim", "nlist", "nprobe",
-        "ef_search")}
+        "ef_search", "pq_m", "k_factor")}
 
     def run(spec: str, name: str) -> inference.Features:
         source = inference.resolve_inputs(spec, FLAGS.input_format)
@@ -126,7 +134,7 @@ def main(argv: list[str]) -> None:
         built = search.build_index(
             gallery.embeddings, FLAGS.index_kind, filenames=gallery.filenames, person_ids=gallery.person_ids,
             camera_ids=gallery.camera_ids, pca_dim=FLAGS.pca_dim or None, nlist=FLAGS.nlist or None,
-            nprobe=FLAGS.nprobe, ef_search=FLAGS.ef_search)
+            nprobe=FLAGS.nprobe, ef_search=FLAGS.ef_search, pq_m=FLAGS.pq_m, k_factor=FLAGS.k_factor)
         built.save(FLAGS.build_index)
         report["index"] = {"folder": FLAGS.build_index, "factory": built.config.factory(), "entries": len(built)}
         logging.info("Wrote the search index %s (%s, %d entries)", FLAGS.build_index, built.config.factory(),

@@ -11,13 +11,18 @@ Kinds:
 * "exact": `IndexFlatL2`, every gallery vector stored as is; the same ranking as brute force.
 * "ivf": an inverted file (k-means cells; a query scans its `nprobe` nearest cells).
 * "hnsw": a graph (`IndexHNSWFlat`, `hnsw_m` links a node; `ef_search` candidates explored).
+* "pq": every vector as `pq_m` 4-bit product-quantisation codes, all scanned for every query
+  with SIMD table lookups (faiss' fast scan, `IndexPQFastScan`): an exhaustive scan at a few
+  bytes a vector, with no graph or cells to miss an identity's images. After a PCA the
+  reduced vectors are also rotated at random (faiss' "PCAR"), which spreads their variance
+  evenly over the sub-quantisers (as OPQ would, at a fraction of its training time).
 
-Both approximate kinds can work after a PCA to `pca_dim` dimensions (for 2048-D or 6144-D
+The approximate kinds can work after a PCA to `pca_dim` dimensions (for 2048-D or 6144-D
 embeddings); a shortlist of `k_factor` x top_k is then re-ranked by `refine`: "sq8" (the
-full-dimensional vectors at one byte a coordinate; the default after a PCA), "flat" (full
-float32 vectors: exact distances, 4 bytes a coordinate) or "none". For a million 2048-D
-embeddings, "hnsw" with pca_dim=256 is what BENCHMARKS.md ("Large-gallery search") measures:
-3.3 GiB, 5-11 min to build on 2 cores; an inverted file recalled far less there.
+full-dimensional vectors at one byte a coordinate; the default after a PCA, and for "pq"),
+"flat" (full float32 vectors: exact distances, 4 bytes a coordinate) or "none". For a million
+2048-D embeddings BENCHMARKS.md ("Large-gallery search") measures "pq" (pca_dim=256, pq_m=128,
+k_factor=100) and "hnsw" (pca_dim=256); an inverted file recalled far less there.
 
     index = search.build_index(gallery.embeddings, "hnsw", pca_dim=256, filenames=gallery.filenames)
     index.save("gallery_index")
@@ -42,7 +47,7 @@ from absl import logging
 
 from spreid_tf import atomic
 
-KINDS = ("exact", "ivf", "hnsw")
+KINDS = ("exact", "ivf", "hnsw", "pq")
 REFINES = ("auto", "sq8", "flat", "none")
 DISTANCE = "euclidean"
 INDEX_FILE = "index.faiss"
@@ -85,15 +90,19 @@ class IndexConfig:
     Attributes:
         kind: one of KINDS.
         dim: embedding dimension.
-        pca_dim: reduce to this many dimensions first ("ivf", "hnsw"); None keeps them all.
+        pca_dim: reduce to this many dimensions first ("ivf", "hnsw", "pq"); None keeps them all.
         nlist: inverted-file cells ("ivf"); None: about 4 sqrt(N) at the first `train`.
         nprobe: cells scanned per query ("ivf"), the recall/speed knob.
-        refine: shortlist re-ranking ("ivf", "hnsw"): "sq8", "flat", "none", or "auto" (the
-            default): "sq8" after a PCA, else "none" (the index's own distances are exact).
-        k_factor: shortlist length as a multiple of top_k when refining.
+        refine: shortlist re-ranking ("ivf", "hnsw", "pq"): "sq8", "flat", "none", or "auto"
+            (the default): "sq8" after a PCA or for "pq", else "none" (the index's own
+            distances are exact).
+        k_factor: shortlist length as a multiple of top_k when refining; None (the default):
+            100 for "pq" (its 4-bit distances are coarse), 20 otherwise.
         hnsw_m: links per node ("hnsw").
         ef_search: candidate list length at search ("hnsw"), the recall/speed knob.
         ef_construction: candidate list length while building ("hnsw").
+        pq_m: 4-bit sub-quantisers a vector ("pq"; it must divide pca_dim, or dim without a
+            PCA): more codes, better distances, a slower scan.
     """
 
     kind: str = "exact"
@@ -103,10 +112,11 @@ class IndexConfig:
     nprobe: int = 16
     refine: str = "auto"
     # Defaults: the settings benchmarks/search.py measures (BENCHMARKS.md, "Large-gallery search").
-    k_factor: int = 20
+    k_factor: int | None = None
     hnsw_m: int = 48
     ef_search: int = 128
     ef_construction: int = 120
+    pq_m: int = 128
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -114,7 +124,9 @@ class IndexConfig:
         if self.refine not in REFINES:
             raise ValueError(f"refine must be one of {REFINES}, got {self.refine!r}")
         if self.refine == "auto":  # frozen: resolved once, saved resolved
-            object.__setattr__(self, "refine", "sq8" if self.pca_dim else "none")
+            object.__setattr__(self, "refine", "sq8" if self.pca_dim or self.kind == "pq" else "none")
+        if self.k_factor is None:
+            object.__setattr__(self, "k_factor", 100 if self.kind == "pq" else 20)
         if self.kind == "exact" and self.refine != "none":
             raise ValueError(f"refine={self.refine!r} applies to the approximate kinds (ivf, hnsw), not to an "
                              "exact index")
@@ -124,11 +136,15 @@ class IndexConfig:
             raise ValueError(f"pca_dim must be in [1, {self.dim}] (the embedding dimension), got {self.pca_dim}")
         if self.pca_dim is not None and self.kind == "exact":
             raise ValueError("pca_dim applies to the approximate kinds (ivf, hnsw), not to an exact index")
-        for name in ("nprobe", "k_factor", "hnsw_m", "ef_search", "ef_construction"):
+        for name in ("nprobe", "k_factor", "hnsw_m", "ef_search", "ef_construction", "pq_m"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.nlist is not None and self.nlist < 1:
             raise ValueError(f"nlist must be positive, got {self.nlist}")
+        coded = self.pca_dim or self.dim
+        if self.kind == "pq" and coded % self.pq_m:
+            raise ValueError(f"pq_m={self.pq_m} must divide the {coded} dimensions it codes "
+                             f"({'pca_dim' if self.pca_dim else 'the embedding dimension'})")
 
     def factory(self) -> str:
         """The faiss index_factory string."""
@@ -136,6 +152,8 @@ class IndexConfig:
         if self.kind == "exact":
             return "Flat"
         refine = {"sq8": ",Refine(SQ8)", "flat": ",RFlat", "none": ""}[self.refine]
+        if self.kind == "pq":
+            return f"{pca.replace('PCA', 'PCAR')}PQ{self.pq_m}x4fs{refine}"
         base = f"HNSW{self.hnsw_m}" if self.kind == "hnsw" else f"IVF{self.nlist}"
         return f"{pca}{base},Flat{refine}"
 
@@ -227,7 +245,7 @@ class SearchIndex:
         index = faiss.downcast_index(self.index)
         if self.config.refine != "none":
             index.k_factor = float(self.config.k_factor)
-        while not isinstance(index, (faiss.IndexIVF, faiss.IndexHNSW, faiss.IndexFlat)):
+        while not isinstance(index, (faiss.IndexIVF, faiss.IndexHNSW, faiss.IndexFlat, faiss.IndexPQFastScan)):
             index = faiss.downcast_index(index.base_index if hasattr(index, "base_index") else index.index)
         if self.config.kind == "ivf":
             index.nprobe = self.config.nprobe
@@ -335,20 +353,20 @@ class SearchIndex:
 
 def build_index(embeddings: Any, kind: str = "exact", *, filenames: Sequence[str] | None = None,
                 person_ids: Any = None, camera_ids: Any = None, pca_dim: int | None = None,
-                nlist: int | None = None, nprobe: int = 16, refine: str = "auto", k_factor: int = 20,
-                hnsw_m: int = 48, ef_search: int = 128, seed: int = 0) -> SearchIndex:
+                nlist: int | None = None, nprobe: int = 16, refine: str = "auto", k_factor: int | None = None,
+                hnsw_m: int = 48, ef_search: int = 128, pq_m: int = 128, seed: int = 0) -> SearchIndex:
     """Builds a `SearchIndex` over `embeddings` (trained on them, then filled with them).
 
     Args:
         embeddings: (N, dim) gallery embeddings (l2-normalised, as spreid_tf serves them).
-        kind: "exact", "ivf" or "hnsw"; see the module docstring.
+        kind: "exact", "ivf", "hnsw" or "pq"; see the module docstring.
         filenames, person_ids, camera_ids: (N,) kept beside the index and saved with it.
-        pca_dim, nlist, nprobe, refine, k_factor, hnsw_m, ef_search: see `IndexConfig`.
+        pca_dim, nlist, nprobe, refine, k_factor, hnsw_m, ef_search, pq_m: see `IndexConfig`.
         seed: draws the training sample when N is large.
     """
     x = _check_vectors(embeddings, "embeddings")
     config = IndexConfig(kind=kind, dim=x.shape[1], pca_dim=pca_dim, nlist=nlist, nprobe=nprobe, refine=refine,
-                         k_factor=k_factor, hnsw_m=hnsw_m, ef_search=ef_search)
+                         k_factor=k_factor, hnsw_m=hnsw_m, ef_search=ef_search, pq_m=pq_m)
     index = SearchIndex(config)
     index.train(x, seed=seed)
     index.add(x, filenames=filenames, person_ids=person_ids, camera_ids=camera_ids)

@@ -78,10 +78,19 @@ def test_exhaustive_ivf_is_exact_and_approximate_recall_is_reported():
     full = search.build_index(gallery, "ivf", nlist=16, nprobe=16, refine="flat")
     distances, rows = full.search(queries, 10)
     assert _assert_exact(distances, rows, queries, gallery, 10) == 1.0
+    # So is a pq index whose shortlist (k_factor x 10) is the whole gallery, re-ranked exactly.
+    pq = search.build_index(gallery, "pq", pq_m=8, refine="flat", k_factor=400)
+    assert pq.config.factory() == "PQ8x4fs,RFlat"
+    reduced = search.IndexConfig(kind="pq", dim=32, pca_dim=16, pq_m=8)
+    assert reduced.factory() == "PCAR16,PQ8x4fs,Refine(SQ8)" and reduced.k_factor == 100
+    assert search.IndexConfig(kind="hnsw", dim=32).k_factor == 20
+    distances, rows = pq.search(queries, 10)
+    assert _assert_exact(distances, rows, queries, gallery, 10) == 1.0
     recalls = {}
     for name, kwargs in {"ivf nprobe=4 of 32": dict(kind="ivf", nlist=32, nprobe=4, refine="none"),
                          "ivf pca16 + sq8 refine": dict(kind="ivf", nlist=32, nprobe=8, pca_dim=16),
-                         "hnsw": dict(kind="hnsw", ef_search=64)}.items():
+                         "hnsw": dict(kind="hnsw", ef_search=64),
+                         "pq pca16 + sq8 refine": dict(kind="pq", pca_dim=16, pq_m=8)}.items():
         _, rows = search.build_index(gallery, **kwargs).search(queries, 10)
         _, ref_order = _reference(queries, gallery)
         recalls[name] = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows, ref_order[:, :10])])
@@ -119,6 +128,8 @@ def test_errors(tmp_path):
         search.build_index(x, "lsh")
     with pytest.raises(ValueError, match=r"pca_dim must be in \[1, 8\]"):
         search.build_index(x, "ivf", pca_dim=9)
+    with pytest.raises(ValueError, match=r"pq_m=3 must divide the 8 dimensions it codes \(the embedding"):
+        search.build_index(x, "pq", pq_m=3)
     with pytest.raises(ValueError, match="needs >= 390 training vectors"):
         search.build_index(x, "ivf", nlist=10)
     index = search.build_index(x, "exact")
