@@ -1,10 +1,11 @@
 """Large-gallery search with spreid_tf.search: recall@k against exact search, queries/s,
 memory and build time, on a synthetic gallery of up to millions of embeddings.
 
-    python benchmarks/search.py                    # 1,000,000 x 2048: PCA 256 + HNSW48 + 8-bit refine
+    python benchmarks/search.py                    # 1,000,000 x 2048: PCA 256 + rotation + 4-bit fast scan + 8-bit refine
+    python benchmarks/search.py --kind=hnsw        # PCA 256 + HNSW48 + 8-bit refine
     python benchmarks/search.py --num_gallery=100000 --kind=ivf --nprobe=8,16,32
     python benchmarks/search.py --dim=6144 --num_gallery=300000
-    python benchmarks/search.py --kind=pq --k_factor=50,100,150   # PCA 256 + rotation + 4-bit fast scan
+    python benchmarks/search.py --k_factor=50,100,150 --spread=1.0
 
 The gallery never exists whole in memory (1,000,000 x 2048 float32 is 8 GB): it is generated
 in chunks from a seed; each chunk is added to the index and scanned exactly against the queries
@@ -134,7 +135,7 @@ def main(argv=None) -> None:
     parser.add_argument("--num_gallery", type=int, default=1_000_000)
     parser.add_argument("--num_queries", type=int, default=2_000)
     parser.add_argument("--dim", type=int, default=2048)
-    parser.add_argument("--kind", default="hnsw", choices=search.KINDS)
+    parser.add_argument("--kind", default="pq", choices=search.KINDS)
     parser.add_argument("--pca_dim", type=int, default=256, help="0: no PCA")
     parser.add_argument("--nlist", type=int, default=0, help="0: 4 sqrt(N)")
     parser.add_argument("--refine", default="sq8", choices=search.REFINES)

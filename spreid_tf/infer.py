@@ -18,7 +18,7 @@ saves a search index of the --input embeddings (with their filenames and ids) to
 --search_output:
 
     python -m spreid_tf.infer --saved_model=exports/spreid/1 --input=gallery_dir \
-        --output=gallery.npz --build_index=gallery_index --index_kind=hnsw --pca_dim=256
+        --output=gallery.npz --build_index=gallery_index --index_kind=pq --pca_dim=256
     python -m spreid_tf.infer --saved_model=exports/spreid/1 --input=new_crops \
         --output=crops.npz --search=gallery_index --top_k=10
 """
