@@ -29,11 +29,25 @@ takes (folder, glob, list file, TFRecords).
 from __future__ import annotations
 
 import json
+import logging as std_logging
 import os
 import tempfile
 import time
 from collections.abc import Sequence
 
+
+def _not_bigquery_client_notice(record: std_logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("apitools not found")
+
+
+# Beam's GCP modules log at import that the BigQuery client libraries are missing ("apitools not
+# found" through the root logger, "ReadFromBigQuery ... CANNOT be used" through the bigquery
+# module's): nothing here reads BigQuery, so those two lines would only alarm. Only the import is
+# filtered; later warnings show.
+_bigquery_logger = std_logging.getLogger("apache_beam.io.gcp.bigquery")
+_bigquery_level = _bigquery_logger.level
+_bigquery_logger.setLevel(std_logging.WARNING)
+std_logging.getLogger().addFilter(_not_bigquery_client_notice)
 try:
     import apache_beam as beam
     from apache_beam.metrics import Metrics
@@ -47,6 +61,9 @@ except ModuleNotFoundError as error:  # the base install: name the extra (tests 
     raise ModuleNotFoundError(
         'spreid_tf.beam needs Apache Beam, the optional extra "beam": pip install -e ".[beam]"',
         name=error.name) from error
+finally:
+    std_logging.getLogger().removeFilter(_not_bigquery_client_notice)
+    _bigquery_logger.setLevel(_bigquery_level)
 
 import tensorflow as tf
 from absl import logging
