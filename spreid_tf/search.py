@@ -24,7 +24,7 @@ full-dimensional vectors at one byte a coordinate; the default after a PCA, and 
 2048-D embeddings BENCHMARKS.md ("Large-gallery search") measures "pq" (pca_dim=256, pq_m=128,
 k_factor=100) and "hnsw" (pca_dim=256); an inverted file recalled far less there.
 
-    index = search.build_index(gallery.embeddings, "hnsw", pca_dim=256, filenames=gallery.filenames)
+    index = search.build_index(gallery.embeddings, "pq", pca_dim=256, filenames=gallery.filenames)
     index.save("gallery_index")
     index = search.SearchIndex.load("gallery_index")
     distances, rows = index.search(query_embeddings, top_k=10)   # rows index index.filenames
@@ -54,6 +54,7 @@ INDEX_FILE = "index.faiss"
 ENTRIES_FILE = "entries.npz"
 CONFIG_FILE = "index.json"
 _ADD_CHUNK = 1 << 16  # vectors added per faiss call (bounds the float32 copy; progress lines)
+_PQ_CENTROIDS = 16  # a 4-bit code's
 
 
 def _faiss():
@@ -128,14 +129,14 @@ class IndexConfig:
         if self.k_factor is None:
             object.__setattr__(self, "k_factor", 100 if self.kind == "pq" else 20)
         if self.kind == "exact" and self.refine != "none":
-            raise ValueError(f"refine={self.refine!r} applies to the approximate kinds (ivf, hnsw), not to an "
-                             "exact index")
+            raise ValueError(f"refine={self.refine!r} applies to the approximate kinds (ivf, hnsw, pq), not to "
+                             "an exact index")
         if self.dim < 1:
             raise ValueError(f"dim must be positive, got {self.dim}")
         if self.pca_dim is not None and not 1 <= self.pca_dim <= self.dim:
             raise ValueError(f"pca_dim must be in [1, {self.dim}] (the embedding dimension), got {self.pca_dim}")
         if self.pca_dim is not None and self.kind == "exact":
-            raise ValueError("pca_dim applies to the approximate kinds (ivf, hnsw), not to an exact index")
+            raise ValueError("pca_dim applies to the approximate kinds (ivf, hnsw, pq), not to an exact index")
         for name in ("nprobe", "k_factor", "hnsw_m", "ef_search", "ef_construction", "pq_m"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -200,6 +201,9 @@ class SearchIndex:
         if self.config.kind == "ivf" and len(sample) < needed:
             raise ValueError(f"an ivf index with nlist={self.config.nlist} needs >= {needed} training vectors "
                              f"(39 a cell), got {len(sample)}: lower nlist or train on more")
+        if self.config.kind == "pq" and len(sample) < _PQ_CENTROIDS:
+            raise ValueError(f"a pq index needs >= {_PQ_CENTROIDS} training vectors (each 4-bit code has "
+                             f"{_PQ_CENTROIDS} centroids), got {len(sample)}: use kind='exact' for so small a gallery")
         limit = max(256 * (self.config.nlist or 1), 65536)
         if len(sample) > limit:
             sample = sample[np.sort(np.random.default_rng(seed).choice(len(sample), limit, replace=False))]

@@ -130,6 +130,8 @@ def test_errors(tmp_path):
         search.build_index(x, "ivf", pca_dim=9)
     with pytest.raises(ValueError, match=r"pq_m=3 must divide the 8 dimensions it codes \(the embedding"):
         search.build_index(x, "pq", pq_m=3)
+    with pytest.raises(ValueError, match="a pq index needs >= 16 training vectors .* got 10: use kind='exact'"):
+        search.build_index(x[:10], "pq", pq_m=8)
     with pytest.raises(ValueError, match="needs >= 390 training vectors"):
         search.build_index(x, "ivf", nlist=10)
     index = search.build_index(x, "exact")
