@@ -95,8 +95,8 @@ def re_ranking(query_features: Any, gallery_features: Any, k1: int = 20, k2: int
         ValueError: on bad features (shape, NaN / inf, empty), k1 < 1, k2 < 1,
             lambda_value outside [0, 1], or an unknown metric / backend.
     """
-    state = _prepare(query_features, gallery_features, k1, k2, lambda_value, metric,
-                     backend, block_size, keep_qg=True)
+    state = _prepare(*_check_args(query_features, gallery_features, k1, k2, lambda_value, metric,
+                                  backend, block_size), keep_qg=True)
     raw_qg = state.raw_qg
     state.raw_qg = None
     # raw_qg becomes the final distance in place, by chunks of query rows.
@@ -127,31 +127,32 @@ def re_ranking_blocks(query_features: Any, gallery_features: Any, k1: int = 20, 
         queries; distances is a fresh float32 array (stop - start, num_gallery)
         equal to re_ranking(...)[start:stop].
     """
-    args = _check_args(query_features, gallery_features, k1, k2, lambda_value, metric,
-                       backend, block_size)
+    return _reranked_blocks(_check_args(query_features, gallery_features, k1, k2, lambda_value,
+                                        metric, backend, block_size))
 
-    def generate():
-        state = _prepare(*args, keep_qg=False)
-        blocks, nq = state.blocks, state.blocks.num_query
-        num_gallery = blocks.num - nq
-        for a0, a1 in _block_bounds(nq, nq, state.block_size):
-            out = np.empty((a1 - a0, num_gallery), dtype=np.float32)
-            if state.tf_rows is not None:
-                out[...] = state.tf_rows(a0, a1)[0][:, nq:].numpy()
-            else:
-                # The neighbour search's products: same shapes, same layout (rows of
-                # num_gallery floats), same in-place conversion.
-                for b0, b1 in _block_bounds(nq, blocks.num, state.block_size):
-                    if b0 < nq:
-                        continue
-                    raw = out[:, b0 - nq:b1 - nq]
-                    blocks.product(a0, a1, b0, b1, out=raw)
-                    blocks.to_raw(raw, a0, b0)
-            state.jaccard.combine(out, a0)
-            yield a0, a1, out
-            out = raw = None  # the caller's copy may be the only one left
 
-    return generate()
+def _reranked_blocks(args: tuple) -> Iterator[tuple[int, int, np.ndarray]]:
+    """`re_ranking_blocks` of arguments `_check_args` returned (a generator: the work starts
+    at the first block)."""
+    state = _prepare(*args, keep_qg=False)
+    blocks, nq = state.blocks, state.blocks.num_query
+    num_gallery = blocks.num - nq
+    for a0, a1 in _block_bounds(nq, nq, state.block_size):
+        out = np.empty((a1 - a0, num_gallery), dtype=np.float32)
+        if state.tf_rows is not None:
+            out[...] = state.tf_rows(a0, a1)[0][:, nq:].numpy()
+        else:
+            # The neighbour search's products: same shapes, same layout (rows of
+            # num_gallery floats), same in-place conversion.
+            for b0, b1 in _block_bounds(nq, blocks.num, state.block_size):
+                if b0 < nq:
+                    continue
+                raw = out[:, b0 - nq:b1 - nq]
+                blocks.product(a0, a1, b0, b1, out=raw)
+                blocks.to_raw(raw, a0, b0)
+        state.jaccard.combine(out, a0)
+        yield a0, a1, out
+        out = raw = None  # the caller's copy may be the only one left
 
 
 def evaluate_reranked(query_features: Any, gallery_features: Any, q_pids: Any, g_pids: Any,
@@ -165,18 +166,17 @@ def evaluate_reranked(query_features: Any, gallery_features: Any, q_pids: Any, g
     distances, ranked the same way), without the query x gallery matrix: see
     `re_ranking_blocks` and `metrics.evaluate_rank_blocks`.
     """
-    q = metrics._check_features(query_features, "query_features")
-    g = metrics._check_features(gallery_features, "gallery_features")
-    metrics._check_pair(q, g)
+    args = _check_args(query_features, gallery_features, k1, k2, lambda_value, metric,
+                       backend, block_size)
+    q, g = args[:2]
     ids = metrics._prepare_ids(len(q), len(g), q_pids, g_pids, q_camids, g_camids,
                                f"query_features (shape {q.shape})",
                                f"gallery_features (shape {g.shape})")
     metrics._check_max_rank(max_rank)
     q_pids, q_camids, g_pids, g_camids, _ = ids
-    return metrics.evaluate_rank_blocks(
-        re_ranking_blocks(q, g, k1=k1, k2=k2, lambda_value=lambda_value, metric=metric,
-                          backend=backend, block_size=block_size),
-        q_pids, g_pids, q_camids, g_camids, max_rank=max_rank)
+    del q, g
+    return metrics.evaluate_rank_blocks(_reranked_blocks(args), q_pids, g_pids, q_camids, g_camids,
+                                        max_rank=max_rank)
 
 
 def _check_args(query_features, gallery_features, k1, k2, lambda_value, metric, backend,
@@ -206,15 +206,13 @@ class _State:
     tf_rows: Callable[..., Any] | None
 
 
-def _prepare(query_features, gallery_features, k1, k2, lambda_value, metric, backend,
-             block_size, keep_qg: bool) -> _State:
-    """Steps 1-3 (neighbours, V, query expansion) and the Jaccard set-up.
+def _prepare(q, g, k1, k2, lambda_value, metric, backend, block_size, keep_qg: bool) -> _State:
+    """Steps 1-3 (neighbours, V, query expansion) and the Jaccard set-up, from the arguments
+    `_check_args` returned.
 
     keep_qg: keep the raw query x gallery distances of the neighbour search
     (`re_ranking`) or not (`re_ranking_blocks`, which recomputes them).
     """
-    q, g, k1, k2, lambda_value, metric, backend, block_size = _check_args(
-        query_features, gallery_features, k1, k2, lambda_value, metric, backend, block_size)
     num_query = len(q)
     blocks = _Blocks(q, g, metric)
     del q, g
