@@ -58,9 +58,13 @@ def _unit(x):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+def _squared_distances(q, g):
+    """Squared euclidean distances in float64: the reference the float32 pipeline is held to."""
+    return ((q[:, None, :] - g[None, :, :]) ** 2).sum(-1)
+
+
 def _distances(q, g):
-    """Euclidean distances in float64: the reference the float32 pipeline is held to."""
-    return np.sqrt(np.maximum(((q[:, None, :] - g[None, :, :]) ** 2).sum(-1), 0.0))
+    return np.sqrt(np.maximum(_squared_distances(q, g), 0.0))
 
 
 def _bounds(qn, gn, ids, score):
@@ -77,7 +81,7 @@ def _bounds(qn, gn, ids, score):
     where a fixed tolerance breaks on the near ties of an untrained network.
     """
     slack = 2 * (4 * 8 * np.sqrt(qn.shape[1]) + 96) * 2.0 ** -24
-    d2 = ((qn[:, None, :] - gn[None, :, :]) ** 2).sum(-1)
+    d2 = _squared_distances(qn, gn)
     same = np.asarray(ids[0])[:, None] == np.asarray(ids[1])[None, :]
     worst = score(np.where(same, d2 + slack, d2), *ids).as_dict()
     best = score(np.where(same, d2, d2 + slack), *ids).as_dict()
